@@ -1,0 +1,55 @@
+"""The collector plugin protocol.
+
+A collector is a class with declared ``fields`` and a ``collect() -> dict``
+method.  The monitor builds one instance per entity (one for the host, one
+per guest for guest collectors) with a :class:`CollectorContext`, and calls
+``collect()`` once per collection cycle.
+
+- ``fields``: every field name the collector may return.
+- ``optional_fields``: the subset that may be missing from a sample without
+  the sample being dropped (policy reads them as nil).
+- ``collect()`` raises :class:`CollectionError` when required data is not
+  available this cycle (e.g. a guest without a guest agent); the guest is
+  then left out of this cycle's evaluation.
+
+Pure parsing lives in module-level functions (``parse_meminfo(text)``...)
+so it can be tested on captured text; ``collect()`` only does the I/O.
+"""
+from __future__ import annotations
+
+import configparser
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from mom.hypervisor.base import GuestInfo, GuestStats, Hypervisor
+
+
+class CollectionError(Exception):
+    """Required data is not available this cycle."""
+
+
+@dataclass
+class CollectorContext:
+    config: configparser.ConfigParser
+    hypervisor: Hypervisor | None = None
+    guest: GuestInfo | None = None          # None for host collectors
+    proc_root: str = "/proc"                # injectable for tests
+    sys_root: str = "/sys"
+    # For guest collectors: this guest's entry of the current cycle's bulk
+    # snapshot (Hypervisor.guest_stats()); the guest manager sets it before
+    # calling collect().  None when the snapshot has nothing for the guest.
+    snapshot: GuestStats | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Collector:
+    """Base class; subclasses set ``fields`` and implement ``collect``."""
+
+    fields: ClassVar[frozenset[str]] = frozenset()
+    optional_fields: ClassVar[frozenset[str]] = frozenset()
+
+    def __init__(self, ctx: CollectorContext) -> None:
+        self.ctx = ctx
+
+    def collect(self) -> dict[str, Any]:
+        raise NotImplementedError

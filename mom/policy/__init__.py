@@ -1,0 +1,1 @@
+"""The MOM policy language (placeholder until the engine lands)."""
