@@ -60,6 +60,8 @@ class _TcpServer(_Dispatcher, SimpleXMLRPCServer):
 
 
 class _UnixHandler(SimpleXMLRPCRequestHandler):
+    disable_nagle_algorithm = False       # TCP_NODELAY does not exist on unix sockets
+
     def address_string(self) -> str:      # unix peers have no (host, port)
         return "unix"
 
@@ -112,3 +114,35 @@ def _remove_stale_socket(path: str) -> None:
         raise OSError(f"another process is serving on {path}")
     finally:
         probe.close()
+
+
+class _UnixTransport(xmlrpc.client.Transport):
+    """HTTP over a unix socket, for ServerProxy."""
+
+    def __init__(self, path: str, timeout: float) -> None:
+        super().__init__()
+        self._path = path
+        self._timeout = timeout
+
+    def make_connection(self, host: Any) -> Any:
+        import http.client
+
+        path, timeout = self._path, self._timeout
+
+        class Connection(http.client.HTTPConnection):
+            def connect(self) -> None:
+                self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                self.sock.settimeout(timeout)
+                self.sock.connect(path)
+
+        return Connection("localhost", timeout=timeout)
+
+
+def connect(port_or_path: int | str, timeout: float = 10.0) -> xmlrpc.client.ServerProxy:
+    """A client of a MOM RPC server (TCP port on loopback, or unix socket path)."""
+    if isinstance(port_or_path, int):
+        return xmlrpc.client.ServerProxy(f"http://127.0.0.1:{port_or_path}/",
+                                         allow_none=True, use_builtin_types=True)
+    return xmlrpc.client.ServerProxy("http://localhost/", allow_none=True,
+                                     use_builtin_types=True,
+                                     transport=_UnixTransport(port_or_path, timeout))
