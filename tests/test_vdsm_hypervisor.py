@@ -129,7 +129,8 @@ def test_iotune_joins_policy_and_current_by_name_or_path() -> None:
     assert devices[0]["current"]["total_bytes_sec"] == 30
     assert devices[1]["name"] == "vdb" and devices[1]["path"] == "/rhev/b"
     assert devices[1]["current"]["write_bytes_sec"] == 3
-    assert vdsm.iotune_section([], current) is None
+    assert vdsm.iotune_section([], current) == []      # no policy: nothing to tune
+    assert vdsm.iotune_section(None, None) == []
 
 
 def test_iotune_from_stats_when_vdsm_includes_it() -> None:
@@ -326,7 +327,7 @@ def test_iotune_fetched_per_vm_then_cached(fake: fakevdsm.FakeVdsm) -> None:
     policy = [{"name": "vda", "path": "/p/a",
                "guaranteed": {"total_iops_sec": 10}, "maximum": {"total_iops_sec": 100}}]
     vm = fake.add_vm(io_policy=policy)
-    fake.add_vm()                         # no I/O policy
+    plain = fake.add_vm()                 # no I/O policy: nothing to tune
     now = [0.0]
     hv = make(fake, clock=lambda: now[0], iotune_refresh=60.0)
     stats = hv.guest_stats()
@@ -335,6 +336,7 @@ def test_iotune_fetched_per_vm_then_cached(fake: fakevdsm.FakeVdsm) -> None:
         "guaranteed": dict.fromkeys(vdsm.IOTUNE_KEYS, 0) | {"total_iops_sec": 10},
         "maximum": dict.fromkeys(vdsm.IOTUNE_KEYS, 0) | {"total_iops_sec": 100},
         "current": dict.fromkeys(vdsm.IOTUNE_KEYS, 0)}]
+    assert stats[plain.vm_id]["iotune"] == []
     assert fake.calls["getIoTunePolicy"] == 2 and fake.calls["getIoTune"] == 1
     for _ in range(5):
         now[0] += 5
@@ -360,7 +362,7 @@ def test_iotune_failure_keeps_other_stats(fake: fakevdsm.FakeVdsm) -> None:
     vm = fake.add_vm(io_policy=[{"name": "vda", "path": "", "maximum": {}}])
     fake.raise_on("getIoTunePolicy", vm.vm_id, RuntimeError("boom"))
     stats = make(fake).guest_stats()
-    assert "memory" in stats[vm.vm_id] and "iotune" not in stats[vm.vm_id]
+    assert "memory" in stats[vm.vm_id] and stats[vm.vm_id]["iotune"] == []
 
 
 def test_create_reads_intervals_and_collectors(fake: fakevdsm.FakeVdsm) -> None:

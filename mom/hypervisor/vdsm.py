@@ -151,12 +151,13 @@ def _device_key(entry: Mapping[str, Any]) -> tuple[str, str]:
 
 def iotune_section(policy: Iterable[Mapping[str, Any]] | None,
                    current: Iterable[Mapping[str, Any]] | None
-                   ) -> list[dict[str, Any]] | None:
+                   ) -> list[dict[str, Any]]:
     """Join VDSM's per-disk policy (``VmDiskDeviceTuneLimits``: name, path,
     guaranteed, maximum) with the limits in force (``VmDiskDeviceTuneParams``:
-    name, path, ioTune).  Only disks that have a policy are tunable."""
-    if not policy:
-        return None
+    name, path, ioTune).  Only disks that have a policy are tunable, so a VM
+    without an I/O policy gets an empty list (valid data: nothing to tune)."""
+    if isinstance(policy, Mapping):         # the schema's single-object form
+        policy = [policy]
     by_name: dict[str, Mapping[str, Any]] = {}
     by_path: dict[str, Mapping[str, Any]] = {}
     for entry in current or ():
@@ -167,7 +168,7 @@ def iotune_section(policy: Iterable[Mapping[str, Any]] | None,
             if path:
                 by_path[path] = entry
     devices = []
-    for entry in policy:
+    for entry in policy or ():
         if not isinstance(entry, Mapping):
             continue
         name, path = _device_key(entry)
@@ -183,7 +184,7 @@ def iotune_section(policy: Iterable[Mapping[str, Any]] | None,
             "maximum": _limits(entry.get("maximum")),
             "current": _limits(now.get("ioTune") if now is not None else None),
         })
-    return devices or None
+    return devices
 
 
 def normalise_vm_stats(stats: Mapping[str, Any]) -> GuestStats:
@@ -199,9 +200,7 @@ def normalise_vm_stats(stats: Mapping[str, Any]) -> GuestStats:
         if section is not None:
             result[key] = section
     if "ioTunePolicy" in stats:
-        iotune = iotune_section(stats.get("ioTunePolicy"), stats.get("ioTune"))
-        if iotune is not None:
-            result["iotune"] = iotune
+        result["iotune"] = iotune_section(stats.get("ioTunePolicy"), stats.get("ioTune"))
     return result
 
 
@@ -268,7 +267,7 @@ class VdsmHypervisor(Hypervisor):
         self._lock = threading.Lock()          # guards the snapshot
         self._snapshot: list[Mapping[str, Any]] | None = None
         self._snapshot_time = 0.0
-        self._iotune_cache: dict[str, tuple[float, list[dict[str, Any]] | None]] = {}
+        self._iotune_cache: dict[str, tuple[float, list[dict[str, Any]]]] = {}
         self._reported: set[tuple[str, str]] = set()    # (vm id or '', condition)
         self._report_lock = threading.Lock()
 
@@ -384,14 +383,12 @@ class VdsmHypervisor(Hypervisor):
                 self._report(info.id, "convert", f"cannot read VDSM stats of VM {info.id}")
                 continue
             if self.iotune and "iotune" not in normalised:
-                iotune = self._iotune_for(info.id, stats)
-                if iotune:
-                    normalised["iotune"] = iotune
+                normalised["iotune"] = self._iotune_for(info.id, stats)
             result[info.id] = normalised
         return result
 
     def _iotune_for(self, guest_id: str, stats: Mapping[str, Any]
-                    ) -> list[dict[str, Any]] | None:
+                    ) -> list[dict[str, Any]]:
         """A VM's I/O-tune section from the cache or VDSM (per-VM verbs).
 
         The policy changes rarely, so it is cached; the limits in force come
@@ -404,18 +401,21 @@ class VdsmHypervisor(Hypervisor):
                 policy = reply_list(self._call("getIoTunePolicy", guest_id,
                                                vm.getIoTunePolicy), "ioTunePolicyList")
                 current = None
-                if policy and "ioTune" not in stats:
+                if policy and not stats.get("ioTune"):
                     current = reply_list(self._call("getIoTune", guest_id, vm.getIoTune),
                                          "ioTuneList")
             except HypervisorError:
-                # Keep the VM's other stats; retry at the next refresh.
-                self._iotune_cache[guest_id] = (now, None)
-                return None
+                # Logged once by _call.  The VM stays managed (balloon, vCPU)
+                # with the disks known before, or none; retried at the next
+                # refresh rather than every cycle.
+                stale = cached[1] if cached is not None else None
+                self._iotune_cache[guest_id] = (now, stale or [])
+                return stale or []
             devices = iotune_section(policy, current)
             self._iotune_cache[guest_id] = (now, devices)
             cached = self._iotune_cache[guest_id]
         devices = cached[1]
-        if devices and "ioTune" in stats:
+        if devices and stats.get("ioTune"):
             devices = iotune_section(
                 [{"name": d["name"], "path": d["path"], "guaranteed": d["guaranteed"],
                   "maximum": d["maximum"]} for d in devices],
