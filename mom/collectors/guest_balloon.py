@@ -1,0 +1,17 @@
+"""GuestBalloon: ``balloon_cur, balloon_max, balloon_min`` (KiB) from the
+``balloon`` section of the cycle's snapshot.  ``GuestBalloonOptional``
+accepts guests without a balloon (fields nil)."""
+from __future__ import annotations
+
+from mom.collectors._snapshot import SnapshotCollector
+
+BALLOON_FIELDS = frozenset({"balloon_cur", "balloon_max", "balloon_min"})
+
+
+class GuestBalloon(SnapshotCollector):
+    section = "balloon"
+    fields = BALLOON_FIELDS
+
+
+class GuestBalloonOptional(GuestBalloon):
+    optional_fields = BALLOON_FIELDS

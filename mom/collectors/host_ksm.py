@@ -1,0 +1,156 @@
+"""HostKSM: Kernel Samepage Merging state, ksmd's CPU use, qemu's size.
+
+- ``ksm_*``: the files of /sys/kernel/mm/ksm (``ksm_run`` is ``run`` ...);
+  ``ksm_merge_across_nodes`` only exists on NUMA kernels, so it is optional.
+- ``ksmd_cpu_usage``: percent of one CPU the ``ksmd`` kernel thread used
+  since the previous sample (0 on the first), as an int.
+- ``ksm_shareable``: total virtual size in KiB of the qemu processes, i.e.
+  how much memory KSM could possibly merge.
+
+Processes are found by reading ``/proc/<pid>/stat`` (one read per process
+per sample, no ``ps``/``pgrep``); its ``vsize`` is the same number as
+``VmSize`` of /proc/<pid>/status, in bytes instead of KiB.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from mom.collectors._procfs import PidStat, iter_pids, read_pid_stat
+from mom.collectors.base import CollectionError, Collector, CollectorContext
+
+log = logging.getLogger(__name__)
+
+# MOM field -> file under /sys/kernel/mm/ksm
+KSM_FILES: dict[str, str] = {
+    "ksm_run": "run",
+    "ksm_pages_to_scan": "pages_to_scan",
+    "ksm_sleep_millisecs": "sleep_millisecs",
+    "ksm_pages_shared": "pages_shared",
+    "ksm_pages_sharing": "pages_sharing",
+    "ksm_pages_unshared": "pages_unshared",
+    "ksm_pages_volatile": "pages_volatile",
+    "ksm_full_scans": "full_scans",
+    "ksm_merge_across_nodes": "merge_across_nodes",
+}
+_OPTIONAL_KSM = frozenset({"ksm_merge_across_nodes"})
+
+
+def parse_ksm(files: Mapping[str, str]) -> dict[str, int]:
+    """MOM's ``ksm_*`` fields from ``{file name: file text}`` of the ksm dir.
+
+    Files that are absent from ``files`` are absent from the result.
+    """
+    values: dict[str, int] = {}
+    for field_name, file_name in KSM_FILES.items():
+        text = files.get(file_name)
+        if text is not None:
+            values[field_name] = int(text.strip())
+    return values
+
+
+def cpu_percent(ticks_before: int, ticks_after: int, seconds: float,
+                clk_tck: int) -> int:
+    """Percent of one CPU used: ``ticks`` of utime+stime over wall ``seconds``."""
+    if seconds <= 0 or ticks_after < ticks_before:
+        return 0
+    return round((ticks_after - ticks_before) / clk_tck / seconds * 100)
+
+
+def is_qemu(stat: PidStat) -> bool:
+    """A qemu process (``qemu-kvm``, ``qemu-system-x86`` ...), not a thread."""
+    return stat.comm.startswith("qemu") and not stat.is_kernel_thread
+
+
+def is_ksmd(stat: PidStat) -> bool:
+    return stat.comm == "ksmd" and stat.is_kernel_thread
+
+
+def qemu_vsize_kib(stats: Iterable[PidStat]) -> int:
+    """Total virtual size of the qemu processes among ``stats``, in KiB."""
+    return sum(s.vsize for s in stats if is_qemu(s)) // 1024
+
+
+class HostKSM(Collector):
+    """KSM settings and counters; needs /sys/kernel/mm/ksm."""
+
+    kind = "host"
+    fields = frozenset(KSM_FILES) | {"ksmd_cpu_usage", "ksm_shareable"}
+    optional_fields = _OPTIONAL_KSM
+
+    def __init__(self, ctx: CollectorContext, *,
+                 clock: Callable[[], float] = time.monotonic,
+                 clk_tck: int | None = None) -> None:
+        super().__init__(ctx)
+        self._clock = clock
+        self._clk_tck = clk_tck or os.sysconf("SC_CLK_TCK")
+        self._ksmd_pid: int | None = None
+        # (ticks, clock) of the previous sample of ksmd
+        self._last_ksmd: tuple[int, float] | None = None
+        self._warned_no_ksmd = False
+
+    @property
+    def ksm_dir(self) -> str:
+        return os.path.join(self.ctx.sys_root, "kernel", "mm", "ksm")
+
+    def _read_ksm_files(self) -> dict[str, str]:
+        ksm_dir = self.ksm_dir
+        if not os.path.isdir(ksm_dir):
+            raise CollectionError(
+                f"KSM is not available: {ksm_dir} does not exist "
+                "(kernel built without CONFIG_KSM?)")
+        files: dict[str, str] = {}
+        for field_name, file_name in KSM_FILES.items():
+            path = os.path.join(ksm_dir, file_name)
+            try:
+                with open(path, encoding="ascii") as f:
+                    files[file_name] = f.read()
+            except OSError as e:
+                if field_name not in _OPTIONAL_KSM:
+                    raise CollectionError(
+                        f"cannot read {path}: {e.strerror or e}") from e
+        return files
+
+    def _scan(self) -> tuple[int, PidStat | None]:
+        """One pass over /proc: qemu's total vsize (KiB) and ksmd's stat."""
+        proc_root = self.ctx.proc_root
+        stats: list[PidStat] = []
+        ksmd: PidStat | None = None
+        for pid in iter_pids(proc_root):
+            stat = read_pid_stat(proc_root, pid)
+            if stat is None:
+                continue
+            stats.append(stat)
+            if is_ksmd(stat) and (ksmd is None or pid == self._ksmd_pid):
+                ksmd = stat
+        return qemu_vsize_kib(stats), ksmd
+
+    def _ksmd_usage(self, ksmd: PidStat | None) -> int:
+        if ksmd is None:
+            if not self._warned_no_ksmd:
+                log.warning("no ksmd kernel thread found under %s; "
+                            "reporting ksmd_cpu_usage 0", self.ctx.proc_root)
+                self._warned_no_ksmd = True
+            self._ksmd_pid = self._last_ksmd = None
+            return 0
+        now = self._clock()
+        ticks = ksmd.utime + ksmd.stime
+        last = self._last_ksmd if ksmd.pid == self._ksmd_pid else None
+        self._ksmd_pid, self._last_ksmd = ksmd.pid, (ticks, now)
+        if last is None:
+            return 0
+        return cpu_percent(last[0], ticks, now - last[1], self._clk_tck)
+
+    def collect(self) -> dict[str, Any]:
+        files = self._read_ksm_files()
+        try:
+            sample: dict[str, Any] = parse_ksm(files)
+        except ValueError as e:
+            raise CollectionError(f"unexpected content in {self.ksm_dir}: {e}") from e
+        shareable, ksmd = self._scan()
+        sample["ksm_shareable"] = shareable
+        sample["ksmd_cpu_usage"] = self._ksmd_usage(ksmd)
+        return sample
