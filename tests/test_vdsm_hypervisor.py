@@ -251,46 +251,60 @@ def test_set_balloon_and_vcpu(fake: fakevdsm.FakeVdsm) -> None:
     assert fake.calls["setCpuTunePeriod"] == 1 and vm.vcpu_quota == 7
 
 
-def test_vanished_vm_raises_guest_gone(fake: fakevdsm.FakeVdsm,
-                                       caplog: pytest.LogCaptureFixture) -> None:
+def test_vanished_vm_raises_guest_gone(fake: fakevdsm.FakeVdsm) -> None:
     vm = fake.add_vm()
     hv = make(fake)
     assert hv.list_guests()
     fake.remove_vm(vm.vm_id)
-    caplog.set_level(logging.WARNING, logger="mom.hypervisor.vdsm")
-    for _ in range(3):
+    for call in (lambda: hv.set_balloon_target(vm.vm_id, 1000),
+                 lambda: hv.set_vcpu_tune(vm.vm_id, quota=1000),
+                 lambda: hv.set_io_tune(vm.vm_id, [])):
         with pytest.raises(GuestGoneError) as info:
-            hv.set_balloon_target(vm.vm_id, 1000)
+            call()
         assert info.value.guest_id == vm.vm_id
-    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
-    assert len(warnings) == 1 and vm.vm_id in warnings[0].getMessage()
+        assert info.value.condition.endswith(":gone")
 
 
-def test_error_code_and_exception_logged_once_per_vm_and_condition(
+def test_error_code_and_exception_become_hypervisor_errors(
         fake: fakevdsm.FakeVdsm, caplog: pytest.LogCaptureFixture) -> None:
     a, b = fake.add_vms(2)
     hv = make(fake)
     hv.list_guests()
     fake.fail("setBalloonTarget", a.vm_id, code=42, message="balloon busy")
     fake.raise_on("setBalloonTarget", b.vm_id, OSError("libvirt hiccup"))
-    caplog.set_level(logging.WARNING, logger="mom.hypervisor.vdsm")
+    caplog.set_level(logging.INFO, logger="mom.hypervisor.vdsm")
     for _ in range(4):
         with pytest.raises(HypervisorError) as err_a:
             hv.set_balloon_target(a.vm_id, 1000)
         assert not isinstance(err_a.value, GuestGoneError)
         assert "42" in str(err_a.value) and "balloon busy" in str(err_a.value)
-        with pytest.raises(HypervisorError, match="libvirt hiccup"):
+        assert err_a.value.guest_id == a.vm_id
+        with pytest.raises(HypervisorError, match="libvirt hiccup") as err_b:
             hv.set_balloon_target(b.vm_id, 1000)
-    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
-    assert len(warnings) == 2
-    # After it works again, a new failure is worth a new warning.
+        assert err_b.value.condition == "setBalloonTarget:raised:OSError"
+    # Raised failures are the caller's to log (once): nothing loud here.
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+def test_absorbed_iotune_failure_logged_once_per_vm_and_condition(
+        fake: fakevdsm.FakeVdsm, caplog: pytest.LogCaptureFixture) -> None:
+    vm = fake.add_vm(io_policy=[{"name": "vda", "path": "", "maximum": {}}])
+    fake.fail("getIoTunePolicy", vm.vm_id, code=16, message="no policy yet")
+    now = [0.0]
+    hv = make(fake, clock=lambda: now[0], iotune_refresh=1.0)
+    caplog.set_level(logging.WARNING, logger="mom.hypervisor.vdsm")
+    for _ in range(5):
+        assert hv.guest_stats()[vm.vm_id]["iotune"] == []
+        now[0] += 2.0
+    assert fake.calls["getIoTunePolicy"] == 5
+    warnings = [r.getMessage() for r in caplog.records]
+    assert len(warnings) == 1 and "no policy yet" in warnings[0]
     fake.heal()
-    hv.set_balloon_target(a.vm_id, 1000)
-    fake.fail("setBalloonTarget", a.vm_id, code=42)
-    with pytest.raises(HypervisorError):
-        hv.set_balloon_target(a.vm_id, 1000)
-    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
-    assert len(warnings) == 3
+    assert hv.guest_stats()[vm.vm_id]["iotune"][0]["name"] == "vda"
+    now[0] += 2.0
+    fake.fail("getIoTunePolicy", vm.vm_id, code=16, message="no policy yet")
+    hv.guest_stats()
+    assert len(caplog.records) == 2          # news again after it worked
 
 
 def test_get_all_vm_stats_failure_raises(fake: fakevdsm.FakeVdsm) -> None:

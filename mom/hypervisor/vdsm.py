@@ -17,8 +17,10 @@ fetched for a VM only when its snapshot entry lacks them, then cached for
 VDSM replies carry ``{'status': {'code': 0, 'message': 'Done'}}``; a
 non-zero code becomes :class:`GuestGoneError` when it means "no such VM"
 and :class:`HypervisorError` otherwise, as does an exception raised by
-VDSM.  Each failure is logged once per VM and condition (again only after
-that VM's call worked in between), not on every cycle.
+VDSM.  The caller (guest manager, controllers) logs a raised failure once
+per VM and condition, so here it is only logged at DEBUG; failures this
+module absorbs itself (an I/O-tune policy it cannot read) are logged here,
+once per VM and condition until that VM's call works again.
 
 The conversion functions (``normalise_vm_stats`` and the ``*_section``
 helpers) are pure and work on VDSM's ``VmStats`` dicts, where many numbers
@@ -273,7 +275,8 @@ class VdsmHypervisor(Hypervisor):
 
     # -- error handling ---------------------------------------------------
     def _report(self, guest_id: str | None, condition: str, message: str) -> None:
-        """Log a failure the first time it happens for this VM and condition."""
+        """Log an absorbed failure the first time it happens for this VM and
+        condition (at DEBUG afterwards)."""
         key = (guest_id or "", condition)
         with self._report_lock:
             if key in self._reported:
@@ -283,6 +286,7 @@ class VdsmHypervisor(Hypervisor):
         log.warning("%s", message)
 
     def _recovered(self, guest_id: str | None, verb: str) -> None:
+        """A call worked: the next failure of it is news again."""
         key = guest_id or ""
         with self._report_lock:
             if not self._reported:
@@ -295,23 +299,25 @@ class VdsmHypervisor(Hypervisor):
 
     def _call(self, verb: str, guest_id: str | None, func: Callable[..., Any],
               *args: Any) -> Any:
-        """Call VDSM; translate status codes and exceptions into our errors."""
+        """Call VDSM; translate status codes and exceptions into our errors.
+
+        The error's ``condition`` attribute (``verb:gone``, ``verb:code:N``,
+        ``verb:raised:Type``) lets an absorbing caller log once per condition.
+        """
         who = f" for VM {guest_id}" if guest_id else ""
         try:
             reply = func(*args)
-        except Exception as err:        # VDSM raised: log once, go on
+        except Exception as err:        # VDSM raised: the caller decides
             message = f"VDSM {verb}{who} raised {type(err).__name__}: {err}"
-            self._report(guest_id, f"{verb}:raised:{type(err).__name__}", message)
-            raise HypervisorError(message, guest_id) from err
+            raise _error(HypervisorError, message, guest_id,
+                         f"{verb}:raised:{type(err).__name__}") from err
         code, text = reply_status(reply)
         if code:
             if code == NO_VM_CODE and guest_id:
                 message = f"VM {guest_id} is gone ({verb}: {text or 'no such VM'})"
-                self._report(guest_id, f"{verb}:gone", message)
-                raise GuestGoneError(message, guest_id)
+                raise _error(GuestGoneError, message, guest_id, f"{verb}:gone")
             message = f"VDSM {verb}{who} failed with code {code}: {text}"
-            self._report(guest_id, f"{verb}:code:{code}", message)
-            raise HypervisorError(message, guest_id)
+            raise _error(HypervisorError, message, guest_id, f"{verb}:code:{code}")
         self._recovered(guest_id, verb)
         return reply
 
@@ -320,8 +326,8 @@ class VdsmHypervisor(Hypervisor):
             return self._api.VM(guest_id)
         except Exception as err:
             message = f"VDSM API.VM({guest_id}) raised {type(err).__name__}: {err}"
-            self._report(guest_id, "VM:raised", message)
-            raise HypervisorError(message, guest_id) from err
+            raise _error(HypervisorError, message, guest_id,
+                         f"VM:raised:{type(err).__name__}") from err
 
     def _host(self) -> Any:
         if self._global is None:
@@ -404,8 +410,10 @@ class VdsmHypervisor(Hypervisor):
                 if policy and not stats.get("ioTune"):
                     current = reply_list(self._call("getIoTune", guest_id, vm.getIoTune),
                                          "ioTuneList")
-            except HypervisorError:
-                # Logged once by _call.  The VM stays managed (balloon, vCPU)
+            except HypervisorError as err:
+                self._report(guest_id, getattr(err, "condition", "iotune"),
+                             f"{err}; its disks are not I/O-tuned for now")
+                # The VM stays managed (balloon, vCPU)
                 # with the disks known before, or none; retried at the next
                 # refresh rather than every cycle.
                 stale = cached[1] if cached is not None else None
@@ -456,10 +464,17 @@ class VdsmHypervisor(Hypervisor):
         try:
             proxy = self._supervdsm.getProxy()
         except Exception as err:
-            message = f"supervdsm.getProxy() raised {type(err).__name__}: {err}"
-            self._report(None, "ksmTune:proxy", message)
-            raise HypervisorError(message) from err
+            raise HypervisorError(
+                f"supervdsm.getProxy() raised {type(err).__name__}: {err}") from err
         self._call("ksmTune", None, proxy.ksmTune, clean)
+
+
+def _error(cls: type[HypervisorError], message: str, guest_id: str | None,
+           condition: str) -> HypervisorError:
+    log.debug("%s", message)
+    err = cls(message, guest_id)
+    err.condition = condition       # type: ignore[attr-defined]
+    return err
 
 
 def _import_vdsm_module(name: str) -> Any:
