@@ -1,0 +1,264 @@
+"""VDSM's front object (vdsm_plugin.momif), without a real MOM behind it."""
+from __future__ import annotations
+
+import configparser
+import logging
+import os
+import tempfile
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from vdsm_plugin import momif
+
+
+# -- pure helpers -----------------------------------------------------------
+
+def test_render_parameters_one_set_line_per_key() -> None:
+    text = momif.render_parameters({"balloonEnabled": True, "ksmEnabled": False,
+                                    "pressure": 0.25, "count": 3, "mode": "fast",
+                                    "quoted": 'say "hi"'})
+    assert text.splitlines() == [
+        "(set balloonEnabled True)",
+        "(set ksmEnabled False)",
+        "(set pressure 0.25)",
+        "(set count 3)",
+        '(set mode "fast")',
+        "(set quoted 'say \"hi\"')",
+    ]
+
+
+@pytest.mark.parametrize("value", [[1], {"a": 1}, None, (1,), object(), b"x",
+                                   float("nan"), float("inf"), "both ' and \""])
+def test_render_refuses_what_a_policy_cannot_hold(value: Any) -> None:
+    with pytest.raises(momif.PolicyParameterError, match="'p'"):
+        momif.render_parameters({"p": value})
+
+
+@pytest.mark.parametrize("name", ["", "1abc", "a b", "Host.x", "a)", 3])
+def test_render_refuses_bad_names(name: Any) -> None:
+    with pytest.raises(momif.PolicyParameterError, match="name"):
+        momif.render_parameters({name: 1})
+
+
+def test_ksm_stats_units() -> None:
+    host = {"ksm_run": 1, "ksm_pages_to_scan": 64, "ksm_merge_across_nodes": 0,
+            "ksm_pages_sharing": 5120, "ksmd_cpu_usage": 7}
+    assert momif.ksm_stats(host, page_size=4096) == {
+        "ksmState": True, "ksmPages": 64, "ksmMergeAcrossNodes": False,
+        "memShared": 20, "ksmCpu": 7}
+    no_numa = dict(host, ksm_run=0)
+    del no_numa["ksm_merge_across_nodes"]
+    stats = momif.ksm_stats(no_numa, page_size=4096)
+    assert stats["ksmState"] is False and stats["ksmMergeAcrossNodes"] is True
+    assert momif.ksm_stats({"mem_free": 1}) == {}
+    # real page size by default
+    assert momif.ksm_stats(host)["memShared"] == 5120 * os.sysconf("SC_PAGE_SIZE") // 2**20
+
+
+def test_options_from_configparser_dict_and_none() -> None:
+    parser = configparser.ConfigParser()
+    parser.read_string("[mom]\nmode = thread\nconf = /x/mom.conf\ntuning_policy =\n")
+    assert momif._option(parser, "mode", "process") == "thread"
+    assert momif._option(parser, "tuning_policy", "01-parameters") == "01-parameters"
+    assert momif._option(configparser.ConfigParser(), "mode", "process") == "process"
+    assert momif._option({"mom": {"conf": "/y"}}, "conf", "") == "/y"
+    assert momif._option(None, "conf", "/d") == "/d"
+
+
+# -- thread mode over a stub MOM ------------------------------------------
+
+class StubMOM:
+    """The slice of mom.MOM the front uses."""
+
+    def __init__(self, conf: str, hypervisor: Any = None) -> None:
+        self.conf = conf
+        self.hypervisor = hypervisor
+        self.named: dict[str, str | None] = {}
+        self.policy: str | None = None
+        self.host: dict[str, Any] = {}
+        self._stopped = threading.Event()
+        self.started = False
+
+    def start(self) -> None:
+        self.started = True
+
+    def run(self) -> None:
+        self.start()
+        self._stopped.wait()
+
+    def shutdown(self) -> None:
+        self._stopped.set()
+
+    def setNamedPolicy(self, name: str, text: str | None) -> bool:
+        self.named[name] = text
+        return True
+
+    def setPolicy(self, text: str) -> bool:
+        self.policy = text
+        return True
+
+    def getStatistics(self) -> dict[str, Any]:
+        return {"host": dict(self.host), "guests": {}}
+
+
+def test_create_mom_thread_mode_runs_a_thread_named_mom() -> None:
+    config = {"mom": {"mode": "thread", "conf": "/etc/vdsm/mom.conf"}}
+    front = momif.create_mom(config, mom_factory=StubMOM, hypervisor="hv")
+    try:
+        assert isinstance(front, momif.ThreadMomFront)
+        assert front.mom.conf == "/etc/vdsm/mom.conf" and front.mom.hypervisor == "hv"
+        assert front.mom.started
+        assert front.thread.name == "MOM" and front.thread.is_alive()
+        assert front.getStatus() == "active"
+    finally:
+        started = time.monotonic()
+        front.stop()
+    assert time.monotonic() - started < 5
+    assert not front.thread.is_alive()
+    assert front.getStatus() == "inactive"
+
+
+def test_set_policy_parameters_merges_and_installs_tuning_policy() -> None:
+    front = momif.create_mom({"mom": {"mode": "thread", "tuning_policy": "01-params"}},
+                             mom_factory=StubMOM)
+    try:
+        assert front.setPolicyParameters({"balloonEnabled": True}) is True
+        assert front.mom.named["01-params"] == "(set balloonEnabled True)\n"
+        front.setPolicyParameters({"ksmEnabled": False, "balloonEnabled": False})
+        assert front.mom.named["01-params"] == (
+            "(set balloonEnabled False)\n(set ksmEnabled False)\n")
+        with pytest.raises(momif.PolicyParameterError, match="list"):
+            front.setPolicyParameters({"cpuTuneEnabled": True, "bad": [1]})
+        # refused as a whole: nothing stored, nothing installed
+        assert front.policy_parameters() == {"balloonEnabled": False, "ksmEnabled": False}
+        assert "cpuTuneEnabled" not in front.mom.named["01-params"]
+        assert front.setPolicy("(+ 1 1)") and front.mom.policy == "(+ 1 1)"
+    finally:
+        front.stop()
+
+
+def test_default_tuning_policy_name() -> None:
+    front = momif.create_mom({"mom": {"mode": "thread"}}, mom_factory=StubMOM)
+    try:
+        front.setPolicyParameters({"x": 1})
+        assert list(front.mom.named) == ["01-parameters"]
+    finally:
+        front.stop()
+
+
+def test_get_ksm_stats_thread_mode(caplog: pytest.LogCaptureFixture) -> None:
+    front = momif.create_mom({"mom": {"mode": "thread"}}, mom_factory=StubMOM)
+    try:
+        caplog.set_level(logging.WARNING, logger="vdsm.mom")
+        assert front.getKsmStats() == {}          # no KSM sample yet
+        assert front.getKsmStats() == {}
+        assert len(caplog.records) == 1
+        front.mom.host = {"ksm_run": 1, "ksm_pages_to_scan": 100,
+                          "ksm_merge_across_nodes": 1, "ksm_pages_sharing": 256,
+                          "ksmd_cpu_usage": 3}
+        stats = front.getKsmStats()
+        assert stats["ksmState"] is True and stats["ksmPages"] == 100
+        assert stats["memShared"] == 256 * os.sysconf("SC_PAGE_SIZE") // 2**20
+    finally:
+        front.stop()
+    assert front.getKsmStats() == {}              # MOM stopped: empty, no exception
+
+
+def test_thread_mode_start_failure_is_raised() -> None:
+    class Broken(StubMOM):
+        def start(self) -> None:
+            raise RuntimeError("cannot start")
+
+    with pytest.raises(RuntimeError, match="cannot start"):
+        momif.create_mom({"mom": {"mode": "thread"}}, mom_factory=Broken)
+
+
+def test_unknown_mode_is_refused() -> None:
+    with pytest.raises(ValueError, match="mode"):
+        momif.create_mom({"mom": {"mode": "fibre"}})
+
+
+# -- process mode: MOM down, then up ----------------------------------------
+
+def test_process_mode_degrades_when_mom_is_down(caplog: pytest.LogCaptureFixture) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "mom.sock")
+        front = momif.create_mom({"mom": {"socket": path}})
+        assert isinstance(front, momif.ProcessMomFront)     # process is the default
+        caplog.set_level(logging.WARNING, logger="vdsm.mom")
+        assert front.getStatus() == "inactive"
+        assert front.getKsmStats() == {}
+        assert front.setPolicy("(+ 1 1)") is False
+        assert front.setPolicyParameters({"balloonEnabled": True}) is False
+        assert len(caplog.records) == 1           # one warning, not one per call
+        front.stop()
+
+
+class StubServed(StubMOM):
+    """StubMOM with every method MOM's RPC server exports."""
+
+    def ping(self) -> bool:
+        return True
+
+    def getActiveGuests(self) -> list[str]:
+        return []
+
+    def getPolicy(self) -> str:
+        return ""
+
+    def getNamedPolicies(self) -> dict[str, str]:
+        return {k: v for k, v in self.named.items() if v is not None}
+
+    def resetPolicies(self) -> bool:
+        return True
+
+    def setVerbosity(self, level: Any) -> bool:
+        return True
+
+
+def test_process_mode_reconnects_and_resends_parameters(
+        caplog: pytest.LogCaptureFixture) -> None:
+    from mom.rpc import RpcServer
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "mom-vdsm.sock")
+        front = momif.create_mom({"mom": {"mode": "process", "socket": path,
+                                          "tuning_policy": "01-parameters"}})
+        caplog.set_level(logging.INFO, logger="vdsm.mom")
+        # MOM down: the parameters are kept for later.
+        assert front.setPolicyParameters({"balloonEnabled": True}) is False
+
+        served = StubServed("")
+        served.host = {"ksm_run": 0, "ksm_pages_to_scan": 64, "ksm_pages_sharing": 0,
+                       "ksmd_cpu_usage": 0, "ksm_merge_across_nodes": 1}
+        server = RpcServer(served, path)
+        server.start()
+        try:
+            assert front.getStatus() == "active"
+            # coming back, MOM got the stored parameters first
+            assert served.named["01-parameters"] == "(set balloonEnabled True)\n"
+            assert front.getKsmStats()["ksmPages"] == 64
+            assert front.setPolicyParameters({"ksmEnabled": False}) is True
+            assert served.named["01-parameters"] == (
+                "(set balloonEnabled True)\n(set ksmEnabled False)\n")
+            assert front.setPolicy("(+ 1 1)") is True and served.policy == "(+ 1 1)"
+        finally:
+            server.stop()
+        # MOM restarts: down for a while, then a fresh MOM without parameters.
+        assert front.getStatus() == "inactive"
+        fresh = StubServed("")
+        server = RpcServer(fresh, path)
+        server.start()
+        try:
+            assert front.getStatus() == "active"
+            assert fresh.named["01-parameters"] == (
+                "(set balloonEnabled True)\n(set ksmEnabled False)\n")
+        finally:
+            server.stop()
+            front.stop()
+        messages = [r.getMessage() for r in caplog.records]
+        assert sum("not available" in m for m in messages) == 2   # once per outage
+        assert sum("available again" in m for m in messages) == 2
