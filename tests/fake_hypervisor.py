@@ -20,6 +20,9 @@ Scripting:
   (for one guest, or for every guest and host-wide calls when
   ``guest_id`` is None), forever or for the next ``times`` calls.
   ``exc`` is an exception instance or class (default HypervisorError).
+- ``hv.add_guest(info, stats)`` / ``hv.update_stats(id, section, **fields)``
+  change what later ``list_guests``/``guest_stats`` calls return (a listed
+  guest without a ``stats`` entry is absent from ``guest_stats``).
 - ``hv.remove_guest(id)``: the guest leaves ``list_guests``/``guest_stats``
   and later calls for it raise GuestGoneError, like a VM that shut down.
 - ``release = hv.block(method)``: calls of ``method`` wait until
@@ -79,6 +82,12 @@ class FakeHypervisor(Hypervisor):
             if stats is not None:
                 self.stats[info.id] = copy.deepcopy(stats)
 
+    def update_stats(self, guest_id: str, section: str, **values: Any) -> None:
+        """Change some fields of one stats section (thread-safe), e.g.
+        ``hv.update_stats("id-1", "memory", mem_free=1024)``."""
+        with self._lock:
+            self.stats.setdefault(guest_id, {}).setdefault(section, {}).update(values)
+
     def remove_guest(self, guest_id: str) -> None:
         with self._lock:
             self.guests.pop(guest_id, None)
@@ -101,7 +110,7 @@ class FakeHypervisor(Hypervisor):
         """Make calls of ``method`` wait; set the returned Event to release."""
         with self._lock:
             release = self._blocks[method] = threading.Event()
-            self._entered[method] = threading.Event()
+            self._entered.setdefault(method, threading.Event()).clear()
             return release
 
     def entered(self, method: str) -> threading.Event:

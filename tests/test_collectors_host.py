@@ -172,7 +172,8 @@ def test_host_ksm_missing_required_file(tree):
 
 
 def test_host_ksm_absent_is_a_clear_error(tree):
-    with pytest.raises(CollectionError, match=r"KSM is not available: .*kernel/mm/ksm does not exist"):
+    with pytest.raises(CollectionError,
+                       match=r"KSM is not available: .*kernel/mm/ksm does not exist"):
         HostKSM(tree.ctx()).collect()
 
 
