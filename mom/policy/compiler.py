@@ -1,0 +1,511 @@
+"""Compiling the node tree into Python closures, once.
+
+Each node becomes a closure ``code(env) -> value``.  Special forms read like
+the language page: ``if`` picks a branch, ``let`` opens a scope, and so on.
+After compilation nothing looks at text or nodes again; evaluating a policy
+is calling its closures with a fresh environment.
+
+A mistake that the original engine only noticed when the code ran (a wrong
+number of arguments, ``set`` on a dotted name, an ``if`` without an else)
+still fails only when that code runs, so every policy the original engine
+accepted still loads.  The compiler records these mistakes as ``warnings``
+so ``mom-policy check`` can point them out early.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from mom.policy.builtins import BUILTINS
+from mom.policy.errors import PolicyError
+from mom.policy.reader import Form, Literal, Node, Symbol, read
+from mom.policy.runtime import (FRAME, FUNCS, MISSING, Code, Env, UserFunction,
+                                arity_text, bind_in_frame, close_frame, failure,
+                                show, suggest, variables)
+
+SPECIAL_FORMS = frozenset({"defvar", "set", "setq", "def", "defun", "let", "if", "with"})
+_BINDERS = frozenset({"defvar", "set", "setq"})
+
+
+class Program:
+    """A compiled policy: run it as often as needed, it is never re-read."""
+
+    def __init__(self, name: str | None, text: str, code: list[Code],
+                 nodes: list[Node], warnings: list[PolicyError]) -> None:
+        self.name = name
+        self.text = text
+        self._steps = list(zip(code, nodes))
+        self.warnings = warnings
+
+    def run(self, env: Env) -> list[Any]:
+        """Evaluate every top-level expression in order; their values."""
+        results = []
+        append = results.append
+        try:
+            for code, node in self._steps:
+                try:
+                    append(code(env))
+                except PolicyError:
+                    raise
+                except RecursionError:
+                    raise PolicyError("too much recursion", node.line, node.col) from None
+                except Exception as exc:  # a bug of ours; still the policy's error
+                    raise PolicyError(f"internal error: {exc!r}", node.line, node.col) from exc
+        except PolicyError as error:
+            if error.policy is None:
+                error.policy = self.name
+            raise
+        return results
+
+    def __repr__(self) -> str:
+        return f"<Program {self.name or '?'}: {len(self._steps)} expressions>"
+
+
+def compile_policy(text: str, name: str | None = None,
+                   bound: Iterable[str] = ()) -> Program:
+    """Read and compile a policy text; PolicyError (naming ``name``) if it does not parse.
+
+    ``bound`` lists names the caller binds before running (``Host``...):
+    a built-in's name bound to a callable must win over the built-in.
+    """
+    try:
+        nodes = read(text)
+        compiler = _Compiler(_shadowed(nodes, bound))
+        code = [compiler.compile(node) for node in nodes]
+    except PolicyError as error:
+        error.policy = name
+        raise
+    except RecursionError:
+        raise PolicyError("policy nested too deeply to compile", policy=name) from None
+    for warning in compiler.warnings:
+        warning.policy = name
+    return Program(name, text, code, nodes, compiler.warnings)
+
+
+def _shadowed(nodes: list[Node], bound: Iterable[str]) -> frozenset[str]:
+    """Names of built-ins/special forms that this text (or the caller) binds.
+
+    Only calls of these names must check the scope for a callable first;
+    every other built-in call is compiled straight to the built-in.
+    """
+    names = set(bound)
+    stack = list(nodes)
+    while stack:
+        node = stack.pop()
+        if not isinstance(node, Form):
+            continue
+        items = node.items
+        stack.extend(items)
+        head = items[0] if items else None
+        if not isinstance(head, Symbol):
+            continue
+        if head.name in _BINDERS and len(items) > 1:
+            targets = [items[1]]
+        elif head.name == "with" and len(items) > 2:
+            targets = [items[2]]
+        elif head.name in ("def", "defun") and len(items) > 2 and isinstance(items[2], Form):
+            targets = list(items[2].items)
+        elif head.name == "let" and len(items) > 1 and isinstance(items[1], Form):
+            targets = [b.items[0] for b in items[1].items if isinstance(b, Form) and b.items]
+        else:
+            continue
+        names.update(t.name for t in targets if isinstance(t, Symbol))
+    return frozenset(names & (SPECIAL_FORMS | BUILTINS.keys()))
+
+
+def _constant(value: Any) -> Code:
+    return lambda env: value
+
+
+def _sequence(codes: list[Code]) -> Code:
+    """Run each in order, yield the last (nil when there are none)."""
+    if not codes:
+        return _constant(None)
+    if len(codes) == 1:
+        return codes[0]
+    if len(codes) == 2:
+        first, second = codes
+
+        def seq2(env):
+            first(env)
+            return second(env)
+        return seq2
+    *init, last = codes
+
+    def seq(env):
+        for code in init:
+            code(env)
+        return last(env)
+    return seq
+
+
+def get_attribute(obj: Any, name: str) -> Any:
+    """``obj.name`` as policies see it: attribute, else mapping key, else nil."""
+    value = getattr(obj, name, MISSING)
+    if value is MISSING:
+        try:
+            return obj[name] if hasattr(obj, "keys") else None
+        except (KeyError, TypeError, IndexError):
+            return None
+    return value
+
+
+def _undefined(name: str, env: Env, line: int, col: int) -> PolicyError:
+    return PolicyError(f"undefined symbol '{name}'", line, col,
+                       hint=suggest(name, variables(env)))
+
+
+def _not_callable(name: str, value: Any, line: int, col: int) -> PolicyError:
+    what = "nil" if value is None else f"{show(value)}, not a function"
+    return PolicyError(f"'{name}' is {what}; it cannot be called", line, col)
+
+
+def _call_python(fn: Callable[..., Any], name: str, args: list[Any],
+                 line: int, col: int) -> Any:
+    try:
+        return fn(*args)
+    except PolicyError:
+        raise
+    except Exception as exc:
+        raise failure(name, args, exc, line, col) from exc
+
+
+class _Compiler:
+    def __init__(self, shadowed: frozenset[str]) -> None:
+        self.shadowed = shadowed
+        self.warnings: list[PolicyError] = []
+        self.special: dict[str, Callable[[Form], Code]] = {
+            "defvar": self.c_defvar, "set": self.c_set, "setq": self.c_set,
+            "def": self.c_def, "defun": self.c_def, "let": self.c_let,
+            "if": self.c_if, "with": self.c_with,
+        }
+
+    # -- helpers ----------------------------------------------------------
+    def error(self, node: Node, reason: str, hint: str | None = None) -> Code:
+        """Code that fails when run, the way the original engine did; noted as a warning."""
+        self.warnings.append(PolicyError(reason, node.line, node.col, hint=hint))
+
+        def fail(env):
+            raise PolicyError(reason, node.line, node.col, hint=hint)
+        return fail
+
+    def plain_name(self, node: Node) -> str | None:
+        """The name of a plain (undotted) symbol, else None."""
+        if isinstance(node, Symbol) and not node.dotted:
+            return node.name
+        return None
+
+    def arity(self, form: Form, name: str, low: int, high: int | None,
+              what: str | None = None) -> Code | None:
+        got = len(form.items) - 1
+        if got < low or (high is not None and got > high):
+            return self.error(form, arity_text(name, low, high, got, what))
+        return None
+
+    # -- expressions ------------------------------------------------------
+    def compile(self, node: Node) -> Code:
+        if isinstance(node, Literal):
+            return _constant(node.value)
+        if isinstance(node, Symbol):
+            return self.c_symbol(node)
+        if node.is_block:
+            return _sequence([self.compile(n) for n in node.items])
+        return self.c_form(node)
+
+    def compile_all(self, nodes: Iterable[Node]) -> list[Code]:
+        return [self.compile(n) for n in nodes]
+
+    def c_symbol(self, node: Symbol) -> Code:
+        name, line, col = node.parts[0], node.line, node.col
+
+        def variable(env):
+            try:
+                return env[name]
+            except KeyError:
+                raise _undefined(name, env, line, col) from None
+        if not node.dotted:
+            return variable
+        attrs = node.parts[1:]
+        if len(attrs) == 1:
+            (attr,) = attrs
+
+            def attribute(env):
+                try:
+                    obj = env[name]
+                except KeyError:
+                    raise _undefined(name, env, line, col) from None
+                try:
+                    return get_attribute(obj, attr)
+                except Exception as exc:
+                    raise failure(node.name, (), exc, line, col) from exc
+            return attribute
+
+        def attributes(env):
+            try:
+                obj = env[name]
+            except KeyError:
+                raise _undefined(name, env, line, col) from None
+            try:
+                for attr in attrs:
+                    obj = get_attribute(obj, attr)
+            except Exception as exc:
+                raise failure(node.name, (), exc, line, col) from exc
+            return obj
+        return attributes
+
+    def c_form(self, form: Form) -> Code:
+        if not form.items:
+            return _constant(None)
+        head = form.items[0]
+        if not isinstance(head, Symbol):
+            return self.error(form, f"cannot call {head.source()}",
+                              hint="a call starts with a function name")
+        if head.dotted:
+            return self.c_method_call(form, head)
+        name = head.name
+        if name in self.special:
+            code = self.special[name](form)
+        elif name in BUILTINS:
+            builtin = BUILTINS[name]
+            args = self.compile_all(form.items[1:])
+            code = (self.arity(form, name, builtin.min_args, builtin.max_args)
+                    or builtin.factory(args, form))
+        else:
+            return self.c_user_call(form, name)
+        if name in self.shadowed:
+            return self.c_shadowable(form, name, code)
+        return code
+
+    def c_shadowable(self, form: Form, name: str, static: Code) -> Code:
+        """A built-in whose name the policy also binds: a bound callable wins."""
+        args = self.compile_all(form.items[1:])
+        line, col = form.line, form.col
+
+        def shadowable(env):
+            fn = env.get(name)
+            if fn is not None and callable(fn):
+                return _call_python(fn, name, [a(env) for a in args], line, col)
+            return static(env)
+        return shadowable
+
+    def c_method_call(self, form: Form, head: Symbol) -> Code:
+        """``(obj.method args...)``: call a method of a bound object."""
+        target = self.c_symbol(head)
+        args = self.compile_all(form.items[1:])
+        name, line, col = head.name, form.line, form.col
+
+        def method_call(env):
+            fn = target(env)
+            values = [a(env) for a in args]
+            if not callable(fn):
+                raise _not_callable(name, fn, line, col)
+            return _call_python(fn, name, values, line, col)
+        if len(args) == 1:
+            (arg,) = args
+
+            def method_call1(env):
+                fn = target(env)
+                value = arg(env)
+                try:
+                    return fn(value)
+                except PolicyError:
+                    raise
+                except Exception as exc:
+                    if not callable(fn):
+                        raise _not_callable(name, fn, line, col) from None
+                    raise failure(name, (value,), exc, line, col) from exc
+            return method_call1
+        if len(args) == 2:
+            arg1, arg2 = args
+
+            def method_call2(env):
+                fn = target(env)
+                value1 = arg1(env)
+                value2 = arg2(env)
+                try:
+                    return fn(value1, value2)
+                except PolicyError:
+                    raise
+                except Exception as exc:
+                    if not callable(fn):
+                        raise _not_callable(name, fn, line, col) from None
+                    raise failure(name, (value1, value2), exc, line, col) from exc
+            return method_call2
+        return method_call
+
+    def c_user_call(self, form: Form, name: str) -> Code:
+        """A call of a ``def`` function (or of a callable bound in scope)."""
+        args = self.compile_all(form.items[1:])
+        line, col = form.line, form.col
+        count = len(args)
+
+        def call(env):
+            values = [a(env) for a in args]
+            fn = env.get(name)
+            if fn is not None and callable(fn):
+                return _call_python(fn, name, values, line, col)
+            function = env[FUNCS].get(name)
+            if function is None:
+                raise PolicyError(f"undefined function '{name}'", line, col,
+                                  hint=suggest(name, [*env[FUNCS], *BUILTINS, *SPECIAL_FORMS]))
+            params = function.params
+            if len(params) != count:
+                raise PolicyError(arity_text(name, len(params), len(params), count), line, col)
+            # The body runs in a new scope on top of the caller's (dynamic scoping).
+            outer = env[FRAME]
+            frame: dict[str, Any] = {}
+            for param, value in zip(params, values):
+                if param not in frame:
+                    frame[param] = env.get(param, MISSING)
+                env[param] = value
+            env[FRAME] = frame
+            try:
+                return function.body(env)
+            except RecursionError:
+                raise PolicyError(f"too much recursion in '{name}'", line, col) from None
+            finally:
+                close_frame(env, frame, outer)
+        return call
+
+    # -- special forms ----------------------------------------------------
+    def c_defvar(self, form: Form) -> Code:
+        bad = self.arity(form, "defvar", 2, 2, "name value")
+        if bad:
+            return bad
+        name = self.plain_name(form.items[1])
+        if name is None:
+            return self.error(form, f"'defvar' needs a plain name, got {form.items[1].source()}")
+        value = self.compile(form.items[2])
+
+        def defvar(env):
+            v = value(env)
+            frame = env[FRAME]
+            if frame is None:                      # global scope
+                if name in env:
+                    return env[name]
+                env[name] = v
+                return v
+            if name in frame:
+                return env[name]
+            frame[name] = env.get(name, MISSING)
+            env[name] = v
+            return v
+        return defvar
+
+    def c_set(self, form: Form) -> Code:
+        which = form.items[0].name  # set or setq
+        bad = self.arity(form, which, 2, 2, "name value")
+        if bad:
+            return bad
+        target = form.items[1]
+        name = self.plain_name(target)
+        if name is None:
+            what = f"attribute '{target.name}'" if isinstance(target, Symbol) else target.source()
+            return self.error(form, f"'{which}' cannot assign to {what}")
+        value = self.compile(form.items[2])
+        line, col = form.line, form.col
+
+        def set_(env):
+            v = value(env)
+            if name not in env:
+                raise PolicyError(f"'{which}' of undefined variable '{name}'", line, col,
+                                  hint=suggest(name, variables(env)) or "define it with defvar first")
+            env[name] = v
+            return v
+        return set_
+
+    def c_def(self, form: Form) -> Code:
+        which = form.items[0].name
+        bad = self.arity(form, which, 3, None, "name (params...) body")
+        if bad:
+            return bad
+        name = self.plain_name(form.items[1])
+        params_node = form.items[2]
+        if name is None:
+            return self.error(form, f"'{which}' needs a function name, got {form.items[1].source()}")
+        if not isinstance(params_node, Form) or params_node.is_block:
+            return self.error(form, f"'{which} {name}' needs a parameter list like (a b)")
+        params = []
+        for p in params_node.items:
+            pname = self.plain_name(p)
+            if pname is None:
+                return self.error(p, f"parameter of '{name}' must be a plain name, got {p.source()}")
+            params.append(pname)
+        function = UserFunction(name, tuple(params), _sequence(self.compile_all(form.items[3:])),
+                                form.line, form.col)
+
+        def define(env):
+            env[FUNCS][name] = function
+            return name
+        return define
+
+    def c_let(self, form: Form) -> Code:
+        bad = self.arity(form, "let", 1, None, "(bindings...) body")
+        if bad:
+            return bad
+        bindings_node = form.items[1]
+        if not isinstance(bindings_node, Form) or bindings_node.is_block:
+            return self.error(form, "'let' needs a binding list like ((a 1) (b 2))")
+        bindings = []
+        for b in bindings_node.items:
+            if (not isinstance(b, Form) or b.is_block or len(b.items) != 2
+                    or self.plain_name(b.items[0]) is None):
+                return self.error(b, f"a 'let' binding must look like (name value), got {b.source()}")
+            bindings.append((b.items[0].name, self.compile(b.items[1])))
+        body = _sequence(self.compile_all(form.items[2:]))
+
+        def let(env):
+            outer = env[FRAME]
+            frame: dict[str, Any] = {}
+            env[FRAME] = frame
+            try:
+                for name, value in bindings:
+                    bind_in_frame(env, frame, name, value(env))
+                return body(env)
+            finally:
+                close_frame(env, frame, outer)
+        return let
+
+    def c_if(self, form: Form) -> Code:
+        bad = self.arity(form, "if", 3, 3, "condition then else")
+        if bad:
+            return bad
+        cond, then, other = self.compile_all(form.items[1:])
+
+        def if_(env):
+            return then(env) if cond(env) else other(env)
+        return if_
+
+    def c_with(self, form: Form) -> Code:
+        bad = self.arity(form, "with", 3, None, "list item body")
+        if bad:
+            return bad
+        item = self.plain_name(form.items[2])
+        if item is None:
+            return self.error(form, f"'with' needs a plain item name, got {form.items[2].source()}")
+        sequence = self.compile(form.items[1])
+        body = _sequence(self.compile_all(form.items[3:]))
+        source = form.items[1]
+        described = source.name if isinstance(source, Symbol) else "the list"
+        line, col = form.line, form.col
+
+        def with_(env):
+            seq = sequence(env)
+            try:
+                iterator = iter(seq)
+            except TypeError:
+                raise PolicyError(f"'with' needs a list, but {described} is "
+                                  f"{'nil' if seq is None else type(seq).__name__}",
+                                  line, col) from None
+            outer = env[FRAME]
+            results = []
+            for element in iterator:
+                frame = {item: env.get(item, MISSING)}
+                env[item] = element
+                env[FRAME] = frame
+                try:
+                    results.append(body(env))
+                finally:
+                    close_frame(env, frame, outer)
+            return results
+        return with_

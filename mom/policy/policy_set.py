@@ -1,0 +1,157 @@
+"""PolicySet: the named policies the engine evaluates together every cycle.
+
+Texts are compiled when they are set, so a text that does not parse is
+refused on the spot (the set stays as it was) and an evaluation cycle only
+calls closures.  An RPC thread may change the set while the engine thread
+evaluates it: changes swap in a new tuple of compiled programs under a
+lock, and an evaluation runs on the tuple it started with.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+from mom.policy.compiler import Program, compile_policy
+from mom.policy.errors import PolicyError
+from mom.policy.runtime import new_env
+
+log = logging.getLogger("mom.policy")
+
+#: The name ``setPolicy(text)`` and the ``policy`` config file use.
+DEFAULT_POLICY_NAME = "50_main_"
+
+_BOUND = ("Host", "Guests")
+
+
+def read_policy_file(path: str, name: str) -> str:
+    """A policy file's text; PolicyError (naming the policy) when unreadable."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PolicyError(f"cannot read {path}: {exc}", policy=name) from exc
+
+
+class PolicySet:
+    """Named policy texts, compiled, evaluated in sorted-name order."""
+
+    def __init__(self, policies: Mapping[str, str] | None = None) -> None:
+        self._lock = threading.RLock()
+        self._programs: dict[str, Program] = {}
+        self._ordered: tuple[Program, ...] = ()
+        self._directory: str | None = None
+        self.version = 0
+        if policies:
+            self.replace(policies)
+
+    # -- changing the set -------------------------------------------------
+    def _install(self, programs: dict[str, Program]) -> None:
+        # Caller holds the lock.
+        if {n: p.text for n, p in programs.items()} == self.get_policies():
+            return
+        self._programs = programs
+        self._ordered = tuple(programs[n] for n in sorted(programs))
+        self.version += 1
+
+    def set_policy(self, name: str, text: str | None) -> None:
+        """Add or replace one policy; None deletes it.  Refused if it does not parse."""
+        if text is None:
+            with self._lock:
+                programs = dict(self._programs)
+                programs.pop(name, None)
+                self._install(programs)
+            return
+        program = compile_policy(text, name, _BOUND)
+        with self._lock:
+            self._install({**self._programs, name: program})
+
+    def delete(self, name: str) -> None:
+        self.set_policy(name, None)
+
+    def replace(self, policies: Mapping[str, str]) -> None:
+        """Replace the whole set; if any text does not parse, nothing changes."""
+        programs = {name: compile_policy(text, name, _BOUND) for name, text in policies.items()}
+        with self._lock:
+            self._install(programs)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._install({})
+
+    def load_file(self, path: str, name: str = DEFAULT_POLICY_NAME) -> None:
+        """Set policy ``name`` from a file; PolicyError if unreadable or unparsable."""
+        self.set_policy(name, read_policy_file(path, name))
+
+    def load_directory(self, path: str) -> list[PolicyError]:
+        """Replace the set with the directory's ``NAME.policy`` files.
+
+        Files that cannot be read or parsed are skipped and logged; their
+        errors are returned so the caller can report them too.
+        """
+        errors: list[PolicyError] = []
+        programs: dict[str, Program] = {}
+        try:
+            files = sorted(f for f in os.listdir(path) if f.endswith(".policy"))
+        except OSError as exc:
+            files = []
+            errors.append(PolicyError(f"cannot read policy directory {path}: {exc}"))
+        for filename in files:
+            name = filename[:-len(".policy")]
+            try:
+                programs[name] = compile_policy(
+                    read_policy_file(os.path.join(path, filename), name), name, _BOUND)
+            except PolicyError as error:
+                errors.append(error)
+        for error in errors:
+            log.error("policy refused: %s", error)
+        with self._lock:
+            self._directory = path
+            self._install(programs)
+        return errors
+
+    def reset(self) -> list[PolicyError]:
+        """Back to the last loaded directory (or empty when there was none)."""
+        with self._lock:
+            directory = self._directory
+        if directory is None:
+            self.clear()
+            return []
+        return self.load_directory(directory)
+
+    # -- reading it -------------------------------------------------------
+    def get_policy(self, name: str) -> str | None:
+        program = self._programs.get(name)
+        return None if program is None else program.text
+
+    def get_policies(self) -> dict[str, str]:
+        with self._lock:
+            return {name: p.text for name, p in sorted(self._programs.items())}
+
+    def get_text(self) -> str:
+        """All texts joined in evaluation (sorted-name) order."""
+        return "\n".join(p.text for p in self._ordered)
+
+    def names(self) -> list[str]:
+        return [p.name for p in self._ordered]
+
+    def __len__(self) -> int:
+        return len(self._ordered)
+
+    # -- running it -------------------------------------------------------
+    def evaluate(self, host: Any, guests: list[Any]) -> list[Any]:
+        """One cycle: a fresh global scope with ``Host`` and ``Guests``, every policy in order.
+
+        Raises PolicyError (with ``.policy``) on the first run-time error;
+        the controls set before it must then be ignored by the caller.
+        """
+        programs = self._ordered
+        env = new_env()
+        env["Host"] = host
+        env["Guests"] = guests
+        results: list[Any] = []
+        for program in programs:
+            results.extend(program.run(env))
+        return results

@@ -1,0 +1,197 @@
+"""Reading policy text: characters -> tokens -> a tree of nodes.
+
+This is the only place that looks at characters.  The tree it returns keeps
+every node's line and column so that later errors can point at the text.
+Reading never evaluates anything, and the compiler never reads text, so a
+policy is read exactly once however often it runs.
+"""
+from __future__ import annotations
+
+import re
+from bisect import bisect_left
+from typing import Any
+
+from mom.policy.errors import PolicyError
+
+#: How deeply brackets may nest.  Real policies stay below 20; the limit
+#: keeps a pathological text from exhausting Python's stack later on.
+MAX_DEPTH = 100
+
+_TOKEN = re.compile(r"""
+    (?P<space>\s+)
+  | (?P<comment>\#[^\n]*)
+  | (?P<open>[(\[{])
+  | (?P<close>[)\]}])
+  | (?P<string>"[^"]*"|'[^']*')
+  | (?P<quote>["'])
+  | (?P<atom>[^\s()\[\]{}"'\#]+)
+""", re.VERBOSE)
+
+_INT = re.compile(r"[+-]?(?:0[xX][0-9a-fA-F]+|0[oO][0-7]+|[1-9][0-9]*|0+)\Z")
+_FLOAT = re.compile(r"""[+-]?(?:
+      [0-9]+\.[0-9]*(?:[eE][+-]?[0-9]+)?
+    | \.[0-9]+(?:[eE][+-]?[0-9]+)?
+    | [0-9]+[eE][+-]?[0-9]+
+    )\Z""", re.VERBOSE)
+_SYMBOL = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*\Z")
+_LEADING_ZERO = re.compile(r"[+-]?0[0-9]+\Z")
+
+#: The operator symbols; they are names like any other, spelled differently.
+OPERATORS = frozenset("+ - * / < > <= >= == != << >>".split())
+
+_CLOSER = {"(": ")", "[": "]", "{": "}"}
+
+
+class Node:
+    """Where a piece of the program starts in the text."""
+    __slots__ = ("line", "col")
+
+    line: int
+    col: int
+
+    def source(self, limit: int = 40) -> str:
+        """The node written back as policy text, shortened for messages."""
+        text = self._text()
+        return text if len(text) <= limit else text[:limit] + "..."
+
+    def _text(self) -> str:
+        raise NotImplementedError
+
+
+class Literal(Node):
+    """A number, a string or nil."""
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any, line: int, col: int) -> None:
+        self.value, self.line, self.col = value, line, col
+
+    def _text(self) -> str:
+        if self.value is None:
+            return "nil"
+        return f'"{self.value}"' if isinstance(self.value, str) else repr(self.value)
+
+    def __repr__(self) -> str:
+        return f"Literal({self.value!r})"
+
+
+class Symbol(Node):
+    """A name; ``parts`` splits a dotted name (``guest.io_tune``)."""
+    __slots__ = ("name", "parts")
+
+    def __init__(self, name: str, line: int, col: int) -> None:
+        self.name, self.line, self.col = name, line, col
+        self.parts = tuple(name.split("."))
+
+    @property
+    def dotted(self) -> bool:
+        return len(self.parts) > 1
+
+    def _text(self) -> str:
+        return self.name
+
+    def __repr__(self) -> str:
+        return f"Symbol({self.name})"
+
+
+class Form(Node):
+    """A bracketed group: ``( )`` and ``[ ]`` are calls, ``{ }`` a block."""
+    __slots__ = ("items", "bracket")
+
+    def __init__(self, items: tuple[Node, ...], bracket: str, line: int, col: int) -> None:
+        self.items, self.bracket, self.line, self.col = items, bracket, line, col
+
+    @property
+    def is_block(self) -> bool:
+        return self.bracket == "{"
+
+    def _text(self) -> str:
+        inner = " ".join(item._text() for item in self.items)
+        return "{" + inner + "}" if self.is_block else "(" + inner + ")"
+
+    def __repr__(self) -> str:
+        return f"Form({self.bracket!r}, {list(self.items)!r})"
+
+
+class _Positions:
+    """Turns a character offset into a 1-based (line, column)."""
+
+    def __init__(self, text: str) -> None:
+        self._newlines = [m.start() for m in re.finditer("\n", text)]
+
+    def __call__(self, offset: int) -> tuple[int, int]:
+        before = bisect_left(self._newlines, offset)
+        line_start = self._newlines[before - 1] + 1 if before else 0
+        return before + 1, offset - line_start + 1
+
+
+def _atom(text: str, line: int, col: int) -> Node:
+    """Classify a run of non-delimiter characters."""
+    if _INT.match(text):
+        try:
+            return Literal(int(text, 0), line, col)
+        except ValueError:  # more digits than Python converts
+            raise PolicyError(f"number {text[:20]}... is too long", line, col) from None
+    if _FLOAT.match(text):
+        return Literal(float(text), line, col)
+    if _SYMBOL.match(text):
+        if text == "nil":
+            return Literal(None, line, col)
+        if "" in text.split("."):
+            raise PolicyError(f"malformed name '{text}'", line, col,
+                              hint="a dot must separate two names")
+        return Symbol(text, line, col)
+    if text in OPERATORS:
+        return Symbol(text, line, col)
+    if _LEADING_ZERO.match(text):
+        raise PolicyError(f"'{text}' is not a number", line, col,
+                          hint="a decimal integer cannot start with 0; use 0o for octal")
+    shown = text if len(text) <= 30 else text[:30] + "..."
+    raise PolicyError(f"unexpected '{shown}'", line, col)
+
+
+def read(text: str) -> list[Node]:
+    """Parse a whole policy text into its top-level nodes.
+
+    Raises PolicyError for anything that is not well-formed: an unknown
+    token, an unclosed string or bracket, a closing bracket that does not
+    match, nesting deeper than MAX_DEPTH.
+    """
+    if not isinstance(text, str):
+        raise PolicyError(f"policy text must be a string, not {type(text).__name__}")
+    where = _Positions(text)
+    top: list[Node] = []
+    items = top
+    open_stack: list[tuple[str, int, int, list[Node]]] = []
+    for match in _TOKEN.finditer(text):
+        kind = match.lastgroup
+        if kind == "space" or kind == "comment":
+            continue
+        token = match.group()
+        line, col = where(match.start())
+        if kind == "atom":
+            items.append(_atom(token, line, col))
+        elif kind == "string":
+            items.append(Literal(token[1:-1], line, col))
+        elif kind == "open":
+            if len(open_stack) >= MAX_DEPTH:
+                raise PolicyError(f"brackets nested more than {MAX_DEPTH} deep", line, col)
+            open_stack.append((token, line, col, items))
+            items = []
+        elif kind == "close":
+            if not open_stack:
+                raise PolicyError(f"unexpected '{token}'", line, col,
+                                  hint="nothing is open here")
+            opener, oline, ocol, parent = open_stack.pop()
+            if _CLOSER[opener] != token:
+                raise PolicyError(
+                    f"expected '{_CLOSER[opener]}' to close the '{opener}' opened at "
+                    f"line {oline} col {ocol}, got '{token}'", line, col)
+            parent.append(Form(tuple(items), "{" if opener == "{" else "(", oline, ocol))
+            items = parent
+        else:  # a lone quote: the string never ends
+            raise PolicyError(f"unclosed string {token}...{token} opened", line, col)
+    if open_stack:
+        opener, oline, ocol, _ = open_stack[-1]
+        raise PolicyError(f"unclosed '{opener}' opened", oline, ocol,
+                          hint=f"the text ends before its '{_CLOSER[opener]}'")
+    return top

@@ -1,0 +1,120 @@
+"""The run-time state of one evaluation, and the scope rules.
+
+Scopes are dynamic (a function sees its caller's variables), which allows
+*shallow binding*: one dict, the environment, maps every visible name to its
+current value, so reading a variable is a single dict lookup however deep
+the call chain is.  Opening a scope starts a *frame*, a dict remembering
+what each name bound in the scope meant before; closing the scope puts
+those values back.  The frame also answers "does the current scope already
+have this name?", which ``defvar`` needs.
+
+Two keys in the environment are not variables (a space can never appear
+in a symbol): ``FRAME`` holds the innermost frame (None at global scope)
+and ``FUNCS`` the user functions defined with ``def``.
+"""
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Iterable, Sized
+from typing import Any
+
+from mom.policy.errors import PolicyError
+
+FRAME = " frame"
+FUNCS = " funcs"
+
+#: Saved in a frame for a name that was not visible before the scope.
+MISSING: Any = object()
+
+Env = dict[str, Any]
+Code = Callable[[Env], Any]     # a compiled expression
+
+
+def new_env() -> Env:
+    """A fresh global scope: no variables, no user functions."""
+    return {FRAME: None, FUNCS: {}}
+
+
+def bind_in_frame(env: Env, frame: dict[str, Any], name: str, value: Any) -> None:
+    """Bind ``name`` in the scope whose frame is ``frame`` (the innermost)."""
+    if name not in frame:
+        frame[name] = env.get(name, MISSING)
+    env[name] = value
+
+
+def close_frame(env: Env, frame: dict[str, Any], outer: dict[str, Any] | None) -> None:
+    """Leave a scope: restore what its names meant outside it."""
+    for name, old in frame.items():
+        if old is MISSING:
+            env.pop(name, None)
+        else:
+            env[name] = old
+    env[FRAME] = outer
+
+
+def variables(env: Env) -> Iterable[str]:
+    return (k for k in env if k not in (FRAME, FUNCS))
+
+
+class UserFunction:
+    """A function defined by ``def``: parameter names and a compiled body."""
+    __slots__ = ("name", "params", "body", "line", "col")
+
+    def __init__(self, name: str, params: tuple[str, ...], body: Code,
+                 line: int, col: int) -> None:
+        self.name, self.params, self.body = name, params, body
+        self.line, self.col = line, col
+
+    def __repr__(self) -> str:
+        return f"<function {self.name} ({' '.join(self.params)})>"
+
+
+def show(value: Any, limit: int = 40) -> str:
+    """A value as a policy author would write it, shortened for messages."""
+    if value is None:
+        text = "nil"
+    elif isinstance(value, str):
+        text = '"' + value + '"'
+    else:
+        try:
+            text = repr(value)
+        except Exception:  # a broken __repr__ must not hide the real error
+            text = f"<{type(value).__name__}>"
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def is_empty(value: Any) -> bool:
+    """nil, or a string/list/dict of length 0 (what ``null`` tests)."""
+    return value is None or (isinstance(value, Sized) and len(value) == 0)
+
+
+def arity_text(name: str, low: int, high: int | None, got: int,
+               what: str | None = None) -> str:
+    if high == low:
+        wanted = f"{low} argument" + ("" if low == 1 else "s")
+    elif high is None:
+        wanted = f"{low} or more arguments"
+    else:
+        wanted = f"{low} to {high} arguments"
+    if what:
+        wanted += f" ({what})"
+    return f"'{name}' takes {wanted}, got {got}"
+
+
+def suggest(name: str, candidates: Iterable[str]) -> str | None:
+    """A "did you mean" hint for a misspelt name, or None."""
+    close = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.75)
+    return f"did you mean '{close[0]}'?" if close else None
+
+
+def failure(what: str, args: Iterable[Any], exc: BaseException, line: int,
+            col: int) -> PolicyError:
+    """Turn a Python exception from an operation into a PolicyError."""
+    if isinstance(exc, PolicyError):
+        return exc
+    shown = " ".join(show(a) for a in args)
+    call = f"({what} {shown})" if shown else f"({what})"
+    detail = str(exc) or type(exc).__name__
+    if isinstance(exc, RecursionError):
+        detail = "too much recursion"
+    return PolicyError(f"{call} failed: {detail}", line, col)
