@@ -134,6 +134,8 @@ class FakeVdsm:
         self.ksm: dict[str, int] = {"run": 0, "pages_to_scan": 100,
                                     "sleep_millisecs": 20, "merge_across_nodes": 1}
         self.ksm_calls: list[dict[str, int]] = []
+        # Called with each applied ksmTune dict (a fake host writes its sysfs).
+        self.on_ksm_tune: Any = None
         # Injected failures: (verb, vm id or None) -> reply dict or exception
         self._failures: dict[tuple[str, str | None], Any] = {}
         self._ghosts: set[str] = set()     # listed, but gone for any action
@@ -329,6 +331,8 @@ class _SuperVdsmProxy:
                 raise ValueError(f"unknown KSM keys {sorted(unknown)}")
             self._fake.ksm.update({k: int(v) for k, v in params.items()})
             self._fake.ksm_calls.append(dict(params))
+            if self._fake.on_ksm_tune is not None:
+                self._fake.on_ksm_tune(dict(params))
 
 
 _current: FakeVdsm | None = None
