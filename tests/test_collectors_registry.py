@@ -83,7 +83,15 @@ def test_unknown_name_lists_known_names(plugins):
         + ", ".join(BUILTIN_NAMES + ["Broken", "GuestNet", "Weird"]))
 
 
+def test_collector_base_leaves_kind_unset():
+    # A third-party class that does not say may be listed in either section.
+    assert not hasattr(Collector, "kind")
+    assert getattr(type("Plain", (Collector,), {}), "kind", None) is None
+
+
 def test_plugin_that_fails_to_import(plugins):
+    with pytest.raises(KeyError):               # config validation catches KeyError
+        get_collector("Broken")
     with pytest.raises(PluginError, match=r"collector 'Broken' \(no_such_module_xyz:Thing\) "
                                           r"failed to load: ModuleNotFoundError"):
         get_collector("Broken")

@@ -10,14 +10,22 @@ import importlib.metadata
 from collections.abc import Mapping
 
 
-class UnknownPluginError(KeyError):
-    """No built-in or installed plugin has this name."""
+class PluginLookupError(KeyError):
+    """A plugin name could not be turned into a usable class.
+
+    A KeyError so that callers validating configuration catch both cases
+    below with one ``except KeyError``; ``args[0]`` is the message.
+    """
 
     def __str__(self) -> str:       # KeyError would repr() the message
         return str(self.args[0])
 
 
-class PluginError(Exception):
+class UnknownPluginError(PluginLookupError):
+    """No built-in or installed plugin has this name."""
+
+
+class PluginError(PluginLookupError):
     """An installed plugin could not be loaded or is not usable."""
 
 

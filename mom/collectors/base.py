@@ -9,8 +9,9 @@ per guest for guest collectors) with a :class:`CollectorContext`, and calls
 - ``optional_fields``: the subset that may be missing from a sample without
   the sample being dropped (policy reads them as nil).
 - ``kind``: ``"host"`` or ``"guest"`` -- which section of mom.conf may
-  list the collector; None (third-party collectors that do not say) means
-  either.
+  list the collector.  Declared here but not set: a (third-party) class
+  without it may be listed in either section, so read it with
+  ``getattr(cls, "kind", None)``.
 - ``collect()`` raises :class:`CollectionError` when required data is not
   available this cycle (e.g. a guest without a guest agent); the guest is
   then left out of this cycle's evaluation.
@@ -48,7 +49,7 @@ class CollectorContext:
 class Collector:
     """Base class; subclasses set ``fields`` and implement ``collect``."""
 
-    kind: ClassVar[str | None] = None       # "host", "guest" or None (either)
+    kind: ClassVar[str]          # "host" or "guest"; unset means either
     fields: ClassVar[frozenset[str]] = frozenset()
     optional_fields: ClassVar[frozenset[str]] = frozenset()
 
