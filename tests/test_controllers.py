@@ -231,6 +231,12 @@ def test_iotune_sends_changed_devices_in_one_call_per_guest():
         {"name": "vdb", "path": "/d/b", "ioTune": dict(LIMITS, write_iops_sec=30)},
     ])]
     assert hv.stats["a"]["iotune"][0]["current"]["total_bytes_sec"] == 100
+    # Applied limits become current: a second evaluation on the same
+    # sample (before the next collection) sends nothing again.
+    assert not a_devs[0].changed() and a_devs[0].current.total_bytes_sec == 100
+    hv.reset_calls()
+    make(IoTune, hv).process(host(), [guest("a", io_tune=a_devs)])
+    assert hv.calls == []
 
 
 def test_iotune_error_for_one_guest_does_not_stop_the_others():
@@ -244,3 +250,5 @@ def test_iotune_error_for_one_guest_does_not_stop_the_others():
     make(IoTune, hv).process(host(), guests)
     assert [call[0] for call in hv.calls_to("set_io_tune")] == ["a", "b"]
     assert "a" not in hv.stats and "b" in hv.stats
+    # the failed guest's device still differs, so it is retried next time
+    assert guests[0].io_tune[0].changed() and not guests[1].io_tune[0].changed()
