@@ -388,3 +388,17 @@ def test_create_reads_intervals_and_collectors(fake: fakevdsm.FakeVdsm) -> None:
                       "guest": {"collectors": "GuestMemory, GuestIoTune"}})
     hv = vdsm.create(config)
     assert hv.snapshot_max_age == 2.0 and hv.iotune is True
+
+
+def test_snapshot_is_shared_once_per_reader(fake: fakevdsm.FakeVdsm) -> None:
+    fake.add_vms(2)
+    hv = make(fake, snapshot_max_age=60.0, iotune=False)
+    hv.list_guests()
+    hv.guest_stats()                      # shares discovery's snapshot
+    assert fake.calls["getAllVmStats"] == 1
+    hv.guest_stats()                      # a second collection reads afresh ...
+    assert fake.calls["getAllVmStats"] == 2
+    hv.list_guests()                      # ... which the next discovery shares
+    assert fake.calls["getAllVmStats"] == 2
+    fake.add_vm(name="late")
+    assert len(hv.guest_stats()) == 3     # never a reader's stale copy

@@ -8,8 +8,8 @@ go through VDSM's privileged helper: ``supervdsm.getProxy().ksmTune()``.
 Cost per collection cycle: one ``Global().getAllVmStats()`` call, whatever
 the number of guests.  ``list_guests()`` and ``guest_stats()`` share that
 snapshot: whichever runs first in a cycle fetches it, the other reuses it
-while it is younger than ``snapshot_max_age`` (half the shortest guest
-interval, so the next cycle always fetches afresh).  There are no per-VM
+once, while it is younger than ``snapshot_max_age`` (half the shortest
+guest interval), so the next cycle always fetches afresh.  There are no per-VM
 ``getStats`` calls.  I/O-tune policies are per-VM calls in VDSM; they are
 fetched for a VM only when its snapshot entry lacks them, then cached for
 ``iotune_refresh`` seconds (and dropped after MOM changes that VM's limits).
@@ -269,12 +269,14 @@ class VdsmHypervisor(Hypervisor):
         self._lock = threading.Lock()          # guards the snapshot
         self._snapshot: list[Mapping[str, Any]] | None = None
         self._snapshot_time = 0.0
+        self._snapshot_users: set[str] = set()     # who already read it
         self._iotune_cache: dict[str, tuple[float, list[dict[str, Any]]]] = {}
         self._reported: set[tuple[str, str]] = set()    # (vm id or '', condition)
         self._report_lock = threading.Lock()
 
     # -- error handling ---------------------------------------------------
-    def _report(self, guest_id: str | None, condition: str, message: str) -> None:
+    def _report(self, guest_id: str | None, condition: str, message: str,
+                level: int = logging.WARNING) -> None:
         """Log an absorbed failure the first time it happens for this VM and
         condition (at DEBUG afterwards)."""
         key = (guest_id or "", condition)
@@ -283,7 +285,7 @@ class VdsmHypervisor(Hypervisor):
                 log.debug("%s", message)
                 return
             self._reported.add(key)
-        log.warning("%s", message)
+        log.log(level, "%s", message)
 
     def _recovered(self, guest_id: str | None, verb: str) -> None:
         """A call worked: the next failure of it is news again."""
@@ -335,17 +337,24 @@ class VdsmHypervisor(Hypervisor):
         return self._global
 
     # -- snapshot -----------------------------------------------------------
-    def _stats_snapshot(self) -> list[Mapping[str, Any]]:
-        """getAllVmStats, shared by list_guests and guest_stats of one cycle."""
+    def _stats_snapshot(self, user: str) -> list[Mapping[str, Any]]:
+        """getAllVmStats, shared by list_guests and guest_stats of one cycle.
+
+        A snapshot is reused only by a ``user`` that has not read it yet and
+        only while younger than ``snapshot_max_age``: discovery and
+        collection of one cycle share it, the next cycle fetches anew.
+        """
         with self._lock:
             now = self._clock()
-            if (self._snapshot is not None
+            if (self._snapshot is not None and user not in self._snapshot_users
                     and now - self._snapshot_time < self.snapshot_max_age):
+                self._snapshot_users.add(user)
                 return self._snapshot
             reply = self._call("getAllVmStats", None, self._host().getAllVmStats)
             snapshot = [s for s in reply_list(reply, "statsList") if isinstance(s, Mapping)]
             self._snapshot = snapshot
             self._snapshot_time = self._clock()
+            self._snapshot_users = {user}
             self._forget_vanished({str(s.get("vmId")) for s in snapshot})
             return snapshot
 
@@ -371,7 +380,7 @@ class VdsmHypervisor(Hypervisor):
 
     def list_guests(self) -> list[GuestInfo]:
         guests = []
-        for stats in self._stats_snapshot():
+        for stats in self._stats_snapshot("list_guests"):
             info = guest_info(stats)
             if info is not None:
                 guests.append(info)
@@ -379,7 +388,7 @@ class VdsmHypervisor(Hypervisor):
 
     def guest_stats(self) -> dict[str, GuestStats]:
         result: dict[str, GuestStats] = {}
-        for stats in self._stats_snapshot():
+        for stats in self._stats_snapshot("guest_stats"):
             info = guest_info(stats)
             if info is None:
                 continue
@@ -411,8 +420,12 @@ class VdsmHypervisor(Hypervisor):
                     current = reply_list(self._call("getIoTune", guest_id, vm.getIoTune),
                                          "ioTuneList")
             except HypervisorError as err:
-                self._report(guest_id, getattr(err, "condition", "iotune"),
-                             f"{err}; its disks are not I/O-tuned for now")
+                if isinstance(err, GuestGoneError):      # news, not trouble
+                    self._report(guest_id, err.condition, str(err),  # type: ignore[attr-defined]
+                                 logging.INFO)
+                else:
+                    self._report(guest_id, getattr(err, "condition", "iotune"),
+                                 f"{err}; its disks are not I/O-tuned for now")
                 # The VM stays managed (balloon, vCPU)
                 # with the disks known before, or none; retried at the next
                 # refresh rather than every cycle.
