@@ -345,7 +345,7 @@ def test_plot_dir_gets_one_file_per_entity(host, tmp_path, running):
     plot_dir.mkdir()
     instance = running(make_hypervisor(1), plot_dir=str(plot_dir))
     run_dir = plot_dir / "momplot-001"
-    wait_for(lambda: (run_dir / "vm0.dat").exists()
+    wait_for(lambda: (run_dir / "vm0.dat").exists() and (run_dir / "host.dat").exists()
              and len((run_dir / "host.dat").read_text().splitlines()) >= 3, what="plots")
     header = (run_dir / "host.dat").read_text().splitlines()[0].split("\t")
     assert "mem_free" in header and "ksm_run" in header
