@@ -402,3 +402,19 @@ def test_snapshot_is_shared_once_per_reader(fake: fakevdsm.FakeVdsm) -> None:
     assert fake.calls["getAllVmStats"] == 2
     fake.add_vm(name="late")
     assert len(hv.guest_stats()) == 3     # never a reader's stale copy
+
+
+def test_a_failed_fetch_is_not_retried_within_the_cycle(fake: fakevdsm.FakeVdsm) -> None:
+    fake.add_vm()
+    now = [0.0]
+    hv = make(fake, snapshot_max_age=2.5, clock=lambda: now[0], iotune=False)
+    fake.raise_on("getAllVmStats", exc=ConnectionError("busy"))
+    with pytest.raises(HypervisorError, match="busy"):
+        hv.list_guests()
+    with pytest.raises(HypervisorError, match="busy"):
+        hv.guest_stats()                  # same cycle: same failure, no new call
+    assert fake.calls["getAllVmStats"] == 1
+    fake.heal()
+    now[0] += 5.0
+    assert len(hv.list_guests()) == 1 and len(hv.guest_stats()) == 1
+    assert fake.calls["getAllVmStats"] == 2

@@ -270,6 +270,7 @@ class VdsmHypervisor(Hypervisor):
         self._snapshot: list[Mapping[str, Any]] | None = None
         self._snapshot_time = 0.0
         self._snapshot_users: set[str] = set()     # who already read it
+        self._failure: HypervisorError | None = None   # the cycle's failed fetch
         self._iotune_cache: dict[str, tuple[float, list[dict[str, Any]]]] = {}
         self._reported: set[tuple[str, str]] = set()    # (vm id or '', condition)
         self._report_lock = threading.Lock()
@@ -350,7 +351,19 @@ class VdsmHypervisor(Hypervisor):
                     and now - self._snapshot_time < self.snapshot_max_age):
                 self._snapshot_users.add(user)
                 return self._snapshot
-            reply = self._call("getAllVmStats", None, self._host().getAllVmStats)
+            if (self._failure is not None and user not in self._snapshot_users
+                    and now - self._snapshot_time < self.snapshot_max_age):
+                # This cycle's call failed already: no second try in it.
+                self._snapshot_users.add(user)
+                raise self._failure
+            try:
+                reply = self._call("getAllVmStats", None, self._host().getAllVmStats)
+            except HypervisorError as err:
+                self._snapshot, self._failure = None, err
+                self._snapshot_time = self._clock()
+                self._snapshot_users = {user}
+                raise
+            self._failure = None
             snapshot = [s for s in reply_list(reply, "statsList") if isinstance(s, Mapping)]
             self._snapshot = snapshot
             self._snapshot_time = self._clock()
@@ -368,7 +381,7 @@ class VdsmHypervisor(Hypervisor):
     def invalidate(self) -> None:
         """Forget the current snapshot: the next call fetches a new one."""
         with self._lock:
-            self._snapshot = None
+            self._snapshot = self._failure = None
 
     # -- Hypervisor interface ----------------------------------------------
     def ping(self) -> bool:
@@ -450,11 +463,12 @@ class VdsmHypervisor(Hypervisor):
     def set_vcpu_tune(self, guest_id: str, quota: int | None = None,
                       period: int | None = None) -> None:
         vm = self._vm(guest_id)
-        # VDSM takes them as strings over its wire APIs; API.py converts.
+        # Ints, as the schema types them.  The period first: a quota scaled
+        # up together with its period then never meets the old, short one.
         if period is not None:
-            self._call("setCpuTunePeriod", guest_id, vm.setCpuTunePeriod, str(int(period)))
+            self._call("setCpuTunePeriod", guest_id, vm.setCpuTunePeriod, int(period))
         if quota is not None:
-            self._call("setCpuTuneQuota", guest_id, vm.setCpuTuneQuota, str(int(quota)))
+            self._call("setCpuTuneQuota", guest_id, vm.setCpuTuneQuota, int(quota))
 
     def set_io_tune(self, guest_id: str, tunables: list[dict[str, Any]]) -> None:
         vm = self._vm(guest_id)
