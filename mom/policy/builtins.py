@@ -1,177 +1,120 @@
-"""The built-in functions and operators, each compiled to one closure.
+"""The built-in functions and operators, with their arities.
 
-Every entry says how many arguments it takes and builds the closure for a
-call site from the closures of its arguments, so a call such as
-``(+ a b)`` costs two argument evaluations and one Python operation, with
-no lookup of ``+`` at run time.  A Python error in the operation (adding a
-number to a string, comparing nil with a number) becomes a PolicyError that
-names the call and its place.
+Each entry builds the closure for one call site from the call's operands
+(see :mod:`mom.policy.fusion`), so ``(+ guest.balloon_cur 10)`` becomes one
+closure doing one attribute read and one addition, with no lookup of ``+``
+at run time.  A Python error in the operation (adding a number to a string,
+comparing nil with a number) becomes a PolicyError naming the call and its
+place.
 """
 from __future__ import annotations
 
 import logging
-import operator
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
+from mom.policy.fusion import Operand, specialize
 from mom.policy.reader import Node
 from mom.policy.runtime import Code, failure, is_empty, show
 
 log = logging.getLogger("mom.policy")
 
-Factory = Callable[[list[Code], Node], Code]
+Build = Callable[[list[Operand], Node], Code]
 
 
 class Builtin(NamedTuple):
     name: str
     min_args: int
     max_args: int | None      # None: no upper limit
-    factory: Factory
+    build: Build
 
 
-def _binary(name: str, op: Callable[[Any, Any], Any]) -> Factory:
-    def factory(args: list[Code], node: Node) -> Code:
-        left, right = args
-        line, col = node.line, node.col
-
-        def binary(env):
-            x = left(env)
-            y = right(env)
-            try:
-                return op(x, y)
-            except Exception as exc:
-                raise failure(name, (x, y), exc, line, col) from exc
-        return binary
-    return factory
+def _fail(name: str, node: Node) -> Callable[[tuple[Any, ...], BaseException], Exception]:
+    return lambda values, exc: failure(name, values, exc, node.line, node.col)
 
 
-def _logic(name: str, pick: Callable[[list[Any]], Any]) -> Factory:
-    # Every operand is evaluated before the deciding one is chosen, as in
-    # the original engine (no short circuit).
-    def factory(args: list[Code], node: Node) -> Code:
-        if len(args) == 1:
-            return args[0]
-        if len(args) == 2:
-            left, right = args
-            if name == "and":
-                def and2(env):
-                    x = left(env)
-                    y = right(env)
-                    return x and y
-                return and2
-
-            def or2(env):
-                x = left(env)
-                y = right(env)
-                return x or y
-            return or2
-
-        def logic(env):
-            return pick([a(env) for a in args])
-        return logic
-    return factory
+def _evaluate_all(count: int) -> str:
+    """Template lines that evaluate every operand, in order, into v0, v1, ..."""
+    return "".join(f"v{i} = ${i}\n" for i in range(count))
 
 
-def _all_and(values: list[Any]) -> Any:
-    for v in values:
-        if not v:
-            return v
-    return values[-1]
+def _values(count: int) -> str:
+    return ", ".join(f"v{i}" for i in range(count))
 
 
-def _all_or(values: list[Any]) -> Any:
-    for v in values:
-        if v:
-            return v
-    return values[-1]
+def _binary(symbol: str) -> Build:
+    template = (f"x = $0\ny = $1\n"
+                f"try:\n    return x {symbol} y\n"
+                f"except Exception as exc:\n    raise fail((x, y), exc) from exc\n")
+
+    def build(operands: list[Operand], node: Node) -> Code:
+        return specialize(template, operands, node, fail=_fail(symbol, node))
+    return build
 
 
-def _not(args: list[Code], node: Node) -> Code:
-    (arg,) = args
-
-    def not_(env):
-        return not arg(env)
-    return not_
-
-
-def _reduce(name: str, fn: Callable[..., Any]) -> Factory:
-    def factory(args: list[Code], node: Node) -> Code:
-        line, col = node.line, node.col
-        if len(args) == 2:
-            left, right = args
-
-            def two(env):
-                x = left(env)
-                y = right(env)
-                try:
-                    return fn(x, y)
-                except Exception as exc:
-                    raise failure(name, (x, y), exc, line, col) from exc
-            return two
-
-        def many(env):
-            values = [a(env) for a in args]
-            try:
-                return fn(values)
-            except Exception as exc:
-                raise failure(name, values, exc, line, col) from exc
-        return many
-    return factory
+def _logic(word: str) -> Build:
+    # Every operand is evaluated before the deciding one is picked, as in
+    # the original engine (no short circuit); the pick is Python's.
+    def build(operands: list[Operand], node: Node) -> Code:
+        n = len(operands)
+        template = _evaluate_all(n) + "return " + f" {word} ".join(f"v{i}" for i in range(n))
+        return specialize(template, operands, node)
+    return build
 
 
-def _null(args: list[Code], node: Node) -> Code:
-    def null(env):
-        values = [a(env) for a in args]
-        return all(is_empty(v) for v in values)
-    return null
+def _not(operands: list[Operand], node: Node) -> Code:
+    return specialize("return not $0", operands, node)
 
 
-def _valid(args: list[Code], node: Node) -> Code:
-    def valid(env):
-        values = [a(env) for a in args]
-        return all(v is not None for v in values)
-    return valid
+def _extreme(name: str) -> Build:
+    def build(operands: list[Operand], node: Node) -> Code:
+        n = len(operands)
+        if n == 1:                     # (max x) is x, whatever x is
+            return specialize("return $0", operands, node)
+        template = (_evaluate_all(n) + f"try:\n    return {name}({_values(n)})\n"
+                    f"except Exception as exc:\n    raise fail(({_values(n)},), exc) from exc\n")
+        return specialize(template, operands, node, fail=_fail(name, node))
+    return build
 
 
-def _abs(args: list[Code], node: Node) -> Code:
-    (arg,) = args
-    line, col = node.line, node.col
-
-    def abs_(env):
-        x = arg(env)
-        try:
-            return abs(x)
-        except Exception as exc:
-            raise failure("abs", (x,), exc, line, col) from exc
-    return abs_
+def _null(operands: list[Operand], node: Node) -> Code:
+    n = len(operands)
+    test = " and ".join(f"is_empty(v{i})" for i in range(n)) or "True"
+    return specialize(_evaluate_all(n) + f"return {test}", operands, node, is_empty=is_empty)
 
 
-def _debug(args: list[Code], node: Node) -> Code:
-    line = node.line
+def _valid(operands: list[Operand], node: Node) -> Code:
+    n = len(operands)
+    test = " and ".join(f"v{i} is not None" for i in range(n)) or "True"
+    return specialize(_evaluate_all(n) + f"return {test}", operands, node)
 
-    def debug(env):
-        values = [a(env) for a in args]
+
+def _abs(operands: list[Operand], node: Node) -> Code:
+    template = ("x = $0\ntry:\n    return abs(x)\n"
+                "except Exception as exc:\n    raise fail((x,), exc) from exc\n")
+    return specialize(template, operands, node, fail=_fail("abs", node))
+
+
+def _debug(operands: list[Operand], node: Node) -> Code:
+    def debug(values: list[Any]) -> Any:
         if log.isEnabledFor(logging.DEBUG):
-            log.debug("debug (line %d): %s", line, " ".join(show(v, 200) for v in values))
+            log.debug("debug (line %d): %s", node.line, " ".join(show(v, 200) for v in values))
         return values[-1]
-    return debug
+    n = len(operands)
+    return specialize(_evaluate_all(n) + f"return debug([{_values(n)}])", operands, node,
+                      debug=debug)
 
-
-_BINARY_OPS = {
-    "+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv,
-    "<": operator.lt, ">": operator.gt, "<=": operator.le, ">=": operator.ge,
-    "==": operator.eq, "!=": operator.ne, "<<": operator.lshift, ">>": operator.rshift,
-}
 
 BUILTINS: dict[str, Builtin] = {
-    name: Builtin(name, 2, 2, _binary(name, op)) for name, op in _BINARY_OPS.items()
+    symbol: Builtin(symbol, 2, 2, _binary(symbol))
+    for symbol in ("+", "-", "*", "/", "<", ">", "<=", ">=", "==", "!=", "<<", ">>")
 }
 BUILTINS.update({
-    "and": Builtin("and", 1, None, _logic("and", _all_and)),
-    "or": Builtin("or", 1, None, _logic("or", _all_or)),
+    "and": Builtin("and", 1, None, _logic("and")),
+    "or": Builtin("or", 1, None, _logic("or")),
     "not": Builtin("not", 1, 1, _not),
-    "min": Builtin("min", 1, None, _reduce("min", min)),
-    "max": Builtin("max", 1, None, _reduce("max", max)),
+    "min": Builtin("min", 1, None, _extreme("min")),
+    "max": Builtin("max", 1, None, _extreme("max")),
     "null": Builtin("null", 0, None, _null),
     "valid": Builtin("valid", 0, None, _valid),
     "abs": Builtin("abs", 1, 1, _abs),

@@ -3,7 +3,9 @@
 Each node becomes a closure ``code(env) -> value``.  Special forms read like
 the language page: ``if`` picks a branch, ``let`` opens a scope, and so on.
 After compilation nothing looks at text or nodes again; evaluating a policy
-is calling its closures with a fresh environment.
+is calling its closures with an environment (see :mod:`mom.policy.runtime`
+for the scope rules and :mod:`mom.policy.fusion` for how calls with simple
+operands become a single closure).
 
 A mistake that the original engine only noticed when the code ran (a wrong
 number of arguments, ``set`` on a dotted name, an ``if`` without an else)
@@ -18,6 +20,7 @@ from typing import Any
 
 from mom.policy.builtins import BUILTINS
 from mom.policy.errors import PolicyError
+from mom.policy.fusion import Operand, is_identifier, operand, specialize
 from mom.policy.reader import Form, Literal, Node, Symbol, read
 from mom.policy.runtime import (FRAME, FUNCS, MISSING, Code, Env, UserFunction,
                                 arity_text, bind_in_frame, close_frame, failure,
@@ -49,7 +52,7 @@ class Program:
                     raise
                 except RecursionError:
                     raise PolicyError("too much recursion", node.line, node.col) from None
-                except Exception as exc:  # a bug of ours; still the policy's error
+                except Exception as exc:  # a bug of ours; still reported as the policy's error
                     raise PolicyError(f"internal error: {exc!r}", node.line, node.col) from exc
         except PolicyError as error:
             if error.policy is None:
@@ -77,9 +80,17 @@ def compile_policy(text: str, name: str | None = None,
         raise
     except RecursionError:
         raise PolicyError("policy nested too deeply to compile", policy=name) from None
-    for warning in compiler.warnings:
+    warnings = list({(w.line, w.column, w.reason): w for w in compiler.warnings}.values())
+    for warning in warnings:
         warning.policy = name
-    return Program(name, text, code, nodes, compiler.warnings)
+    return Program(name, text, code, nodes, warnings)
+
+
+def _head(node: Node) -> str | None:
+    if isinstance(node, Form) and not node.is_block and node.items \
+            and isinstance(node.items[0], Symbol):
+        return node.items[0].name
+    return None
 
 
 def _shadowed(nodes: list[Node], bound: Iterable[str]) -> frozenset[str]:
@@ -96,21 +107,42 @@ def _shadowed(nodes: list[Node], bound: Iterable[str]) -> frozenset[str]:
             continue
         items = node.items
         stack.extend(items)
-        head = items[0] if items else None
-        if not isinstance(head, Symbol):
-            continue
-        if head.name in _BINDERS and len(items) > 1:
+        head = _head(node)
+        if head in _BINDERS and len(items) > 1:
             targets = [items[1]]
-        elif head.name == "with" and len(items) > 2:
+        elif head == "with" and len(items) > 2:
             targets = [items[2]]
-        elif head.name in ("def", "defun") and len(items) > 2 and isinstance(items[2], Form):
+        elif head in ("def", "defun") and len(items) > 2 and isinstance(items[2], Form):
             targets = list(items[2].items)
-        elif head.name == "let" and len(items) > 1 and isinstance(items[1], Form):
+        elif head == "let" and len(items) > 1 and isinstance(items[1], Form):
             targets = [b.items[0] for b in items[1].items if isinstance(b, Form) and b.items]
         else:
             continue
         names.update(t.name for t in targets if isinstance(t, Symbol))
     return frozenset(names & (SPECIAL_FORMS | BUILTINS.keys()))
+
+
+def _defines_here(nodes: Iterable[Node]) -> bool:
+    """Whether a ``defvar`` runs directly in the scope these nodes run in.
+
+    Only such a scope needs a frame (a record of what it defined); the
+    bodies of ``let``, ``with`` and ``def`` are scopes of their own.
+    """
+    stack = list(nodes)
+    while stack:
+        node = stack.pop()
+        if not isinstance(node, Form):
+            continue
+        head = _head(node)
+        if head == "defvar":
+            return True
+        if head in ("let", "def", "defun"):
+            continue
+        if head == "with":
+            stack.extend(node.items[1:2])
+            continue
+        stack.extend(node.items)
+    return False
 
 
 def _constant(value: Any) -> Code:
@@ -140,14 +172,8 @@ def _sequence(codes: list[Code]) -> Code:
 
 
 def get_attribute(obj: Any, name: str) -> Any:
-    """``obj.name`` as policies see it: attribute, else mapping key, else nil."""
-    value = getattr(obj, name, MISSING)
-    if value is MISSING:
-        try:
-            return obj[name] if hasattr(obj, "keys") else None
-        except (KeyError, TypeError, IndexError):
-            return None
-    return value
+    """``obj.name`` as policies see it: the attribute, or nil when there is none."""
+    return getattr(obj, name, None)
 
 
 def _undefined(name: str, env: Env, line: int, col: int) -> PolicyError:
@@ -170,6 +196,52 @@ def _call_python(fn: Callable[..., Any], name: str, args: list[Any],
         raise failure(name, args, exc, line, col) from exc
 
 
+def _restore(env: Env, saved: list[tuple[str, Any]]) -> None:
+    """Undo bindings made without a frame, latest first."""
+    for name, old in reversed(saved):
+        if old is MISSING:
+            env.pop(name, None)
+        else:
+            env[name] = old
+
+
+# A call of a user function with up to this many arguments gets a fused closure.
+_FUSED_CALL_ARGS = 3
+
+
+def _user_call_template(count: int) -> str:
+    """The fast path of a user function call: bind, run the body, unbind.
+
+    ``function.fast`` equals the arity only for functions whose body
+    defines nothing in its own scope and whose parameters are distinct;
+    those need no frame, just the old values of their parameters.
+    """
+    v = [f"v{i}" for i in range(count)]
+    p = [f"p{i}" for i in range(count)]
+    o = [f"o{i}" for i in range(count)]
+    lines = [f"v{i} = ${i}" for i in range(count)]
+    lines += [
+        "function = env[FUNCS].get(name)",
+        f"if function is None or function.fast != {count} or name in env:",
+        f"    return slow(env, [{', '.join(v)}])",
+    ]
+    if count:
+        lines.append(f"{', '.join(p)}, = function.params")
+    lines += [f"{o[i]} = env.get({p[i]}, MISSING)" for i in range(count)]
+    lines += [f"env[{p[i]}] = {v[i]}" for i in range(count)]
+    lines += ["try:", "    return function.body(env)",
+              "except RecursionError:", "    raise recursion() from None"]
+    if count:
+        lines.append("finally:")
+        for i in range(count):
+            lines += [f"    if {o[i]} is MISSING:", f"        env.pop({p[i]}, None)",
+                      "    else:", f"        env[{p[i]}] = {o[i]}"]
+    return "\n".join(lines)
+
+
+_USER_CALL_TEMPLATES = [_user_call_template(n) for n in range(_FUSED_CALL_ARGS + 1)]
+
+
 class _Compiler:
     def __init__(self, shadowed: frozenset[str]) -> None:
         self.shadowed = shadowed
@@ -182,7 +254,7 @@ class _Compiler:
 
     # -- helpers ----------------------------------------------------------
     def error(self, node: Node, reason: str, hint: str | None = None) -> Code:
-        """Code that fails when run, the way the original engine did; noted as a warning."""
+        """Code that fails when run, as the original engine did; noted as a warning."""
         self.warnings.append(PolicyError(reason, node.line, node.col, hint=hint))
 
         def fail(env):
@@ -202,6 +274,12 @@ class _Compiler:
             return self.error(form, arity_text(name, low, high, got, what))
         return None
 
+    def operands(self, nodes: Iterable[Node]) -> list[Operand]:
+        return [operand(n, self.compile) for n in nodes]
+
+    def compile_all(self, nodes: Iterable[Node]) -> list[Code]:
+        return [self.compile(n) for n in nodes]
+
     # -- expressions ------------------------------------------------------
     def compile(self, node: Node) -> Code:
         if isinstance(node, Literal):
@@ -209,11 +287,8 @@ class _Compiler:
         if isinstance(node, Symbol):
             return self.c_symbol(node)
         if node.is_block:
-            return _sequence([self.compile(n) for n in node.items])
+            return _sequence(self.compile_all(node.items))
         return self.c_form(node)
-
-    def compile_all(self, nodes: Iterable[Node]) -> list[Code]:
-        return [self.compile(n) for n in nodes]
 
     def c_symbol(self, node: Symbol) -> Code:
         name, line, col = node.parts[0], node.line, node.col
@@ -227,27 +302,13 @@ class _Compiler:
             return variable
         attrs = node.parts[1:]
         if len(attrs) == 1:
-            (attr,) = attrs
-
-            def attribute(env):
-                try:
-                    obj = env[name]
-                except KeyError:
-                    raise _undefined(name, env, line, col) from None
-                try:
-                    return get_attribute(obj, attr)
-                except Exception as exc:
-                    raise failure(node.name, (), exc, line, col) from exc
-            return attribute
+            return specialize("return $0", [Operand("attr", name, attrs[0], node)], node)
 
         def attributes(env):
-            try:
-                obj = env[name]
-            except KeyError:
-                raise _undefined(name, env, line, col) from None
+            obj = variable(env)
             try:
                 for attr in attrs:
-                    obj = get_attribute(obj, attr)
+                    obj = getattr(obj, attr, None)
             except Exception as exc:
                 raise failure(node.name, (), exc, line, col) from exc
             return obj
@@ -267,9 +328,8 @@ class _Compiler:
             code = self.special[name](form)
         elif name in BUILTINS:
             builtin = BUILTINS[name]
-            args = self.compile_all(form.items[1:])
             code = (self.arity(form, name, builtin.min_args, builtin.max_args)
-                    or builtin.factory(args, form))
+                    or builtin.build(self.operands(form.items[1:]), form))
         else:
             return self.c_user_call(form, name)
         if name in self.shadowed:
@@ -290,57 +350,51 @@ class _Compiler:
 
     def c_method_call(self, form: Form, head: Symbol) -> Code:
         """``(obj.method args...)``: call a method of a bound object."""
-        target = self.c_symbol(head)
-        args = self.compile_all(form.items[1:])
         name, line, col = head.name, form.line, form.col
+        method = head.parts[-1]
+        target = Symbol(".".join(head.parts[:-1]), head.line, head.col)
+        args = form.items[1:]
+
+        def fail(obj: Any, values: tuple[Any, ...], exc: BaseException) -> PolicyError:
+            fn = getattr(obj, method, None)
+            if not callable(fn):
+                return _not_callable(name, fn, line, col)
+            return failure(name, values, exc, line, col)
+
+        if is_identifier(method) and len(args) <= 4:
+            n = len(args)
+            values = "".join(f"v{i}, " for i in range(1, n + 1))
+            template = ("obj = $0\n" + "".join(f"v{i} = ${i}\n" for i in range(1, n + 1))
+                        + f"try:\n    return obj.{method}({values})\n"
+                        "except PolicyError:\n    raise\n"
+                        f"except Exception as exc:\n    raise fail(obj, ({values}), exc) from exc\n")
+            return specialize(template, self.operands([target, *args]), form,
+                              fail=fail, PolicyError=PolicyError)
+        get_target = self.compile(target)
+        arg_codes = self.compile_all(args)
 
         def method_call(env):
-            fn = target(env)
-            values = [a(env) for a in args]
+            obj = get_target(env)
+            values = [a(env) for a in arg_codes]
+            fn = getattr(obj, method, None)
             if not callable(fn):
                 raise _not_callable(name, fn, line, col)
             return _call_python(fn, name, values, line, col)
-        if len(args) == 1:
-            (arg,) = args
-
-            def method_call1(env):
-                fn = target(env)
-                value = arg(env)
-                try:
-                    return fn(value)
-                except PolicyError:
-                    raise
-                except Exception as exc:
-                    if not callable(fn):
-                        raise _not_callable(name, fn, line, col) from None
-                    raise failure(name, (value,), exc, line, col) from exc
-            return method_call1
-        if len(args) == 2:
-            arg1, arg2 = args
-
-            def method_call2(env):
-                fn = target(env)
-                value1 = arg1(env)
-                value2 = arg2(env)
-                try:
-                    return fn(value1, value2)
-                except PolicyError:
-                    raise
-                except Exception as exc:
-                    if not callable(fn):
-                        raise _not_callable(name, fn, line, col) from None
-                    raise failure(name, (value1, value2), exc, line, col) from exc
-            return method_call2
         return method_call
 
     def c_user_call(self, form: Form, name: str) -> Code:
-        """A call of a ``def`` function (or of a callable bound in scope)."""
-        args = self.compile_all(form.items[1:])
+        """A call of a ``def`` function (or of a callable bound in scope).
+
+        The body runs in a new scope on top of the caller's (dynamic
+        scoping).  ``slow`` is the whole rule; calls with few arguments of
+        frame-less functions take the fused fast path, which is the same
+        rule specialised.
+        """
+        args = form.items[1:]
         line, col = form.line, form.col
         count = len(args)
 
-        def call(env):
-            values = [a(env) for a in args]
+        def slow(env: Env, values: list[Any]) -> Any:
             fn = env.get(name)
             if fn is not None and callable(fn):
                 return _call_python(fn, name, values, line, col)
@@ -348,23 +402,32 @@ class _Compiler:
             if function is None:
                 raise PolicyError(f"undefined function '{name}'", line, col,
                                   hint=suggest(name, [*env[FUNCS], *BUILTINS, *SPECIAL_FORMS]))
-            params = function.params
-            if len(params) != count:
-                raise PolicyError(arity_text(name, len(params), len(params), count), line, col)
-            # The body runs in a new scope on top of the caller's (dynamic scoping).
+            if function.arity != count:
+                raise PolicyError(arity_text(name, function.arity, function.arity, count),
+                                  line, col)
             outer = env[FRAME]
             frame: dict[str, Any] = {}
-            for param, value in zip(params, values):
-                if param not in frame:
-                    frame[param] = env.get(param, MISSING)
-                env[param] = value
+            for param, value in zip(function.params, values):
+                bind_in_frame(env, frame, param, value)
             env[FRAME] = frame
             try:
                 return function.body(env)
             except RecursionError:
-                raise PolicyError(f"too much recursion in '{name}'", line, col) from None
+                raise recursion() from None
             finally:
                 close_frame(env, frame, outer)
+
+        def recursion() -> PolicyError:
+            return PolicyError(f"too much recursion in '{name}'", line, col)
+
+        if count <= _FUSED_CALL_ARGS:
+            return specialize(_USER_CALL_TEMPLATES[count], self.operands(args), form,
+                              FUNCS=FUNCS, MISSING=MISSING, name=name, slow=slow,
+                              recursion=recursion)
+        arg_codes = self.compile_all(args)
+
+        def call(env):
+            return slow(env, [a(env) for a in arg_codes])
         return call
 
     # -- special forms ----------------------------------------------------
@@ -431,8 +494,11 @@ class _Compiler:
             if pname is None:
                 return self.error(p, f"parameter of '{name}' must be a plain name, got {p.source()}")
             params.append(pname)
-        function = UserFunction(name, tuple(params), _sequence(self.compile_all(form.items[3:])),
+        body_nodes = form.items[3:]
+        function = UserFunction(name, tuple(params), _sequence(self.compile_all(body_nodes)),
                                 form.line, form.col)
+        if _defines_here(body_nodes) or len(set(params)) != len(params):
+            function.fast = -1
 
         def define(env):
             env[FUNCS][name] = function
@@ -453,28 +519,58 @@ class _Compiler:
                 return self.error(b, f"a 'let' binding must look like (name value), got {b.source()}")
             bindings.append((b.items[0].name, self.compile(b.items[1])))
         body = _sequence(self.compile_all(form.items[2:]))
+        value_nodes = [b.items[1] for b in bindings_node.items]
+
+        if _defines_here([*value_nodes, *form.items[2:]]):
+            def let_with_frame(env):
+                outer = env[FRAME]
+                frame: dict[str, Any] = {}
+                env[FRAME] = frame
+                try:
+                    for name, value in bindings:
+                        bind_in_frame(env, frame, name, value(env))
+                    return body(env)
+                finally:
+                    close_frame(env, frame, outer)
+            return let_with_frame
+
+        if len(bindings) == 1:
+            ((name, value),) = bindings
+
+            def let1(env):
+                v = value(env)
+                old = env.get(name, MISSING)
+                env[name] = v
+                try:
+                    return body(env)
+                finally:
+                    if old is MISSING:
+                        env.pop(name, None)
+                    else:
+                        env[name] = old
+            return let1
 
         def let(env):
-            outer = env[FRAME]
-            frame: dict[str, Any] = {}
-            env[FRAME] = frame
+            saved: list[tuple[str, Any]] = []
             try:
                 for name, value in bindings:
-                    bind_in_frame(env, frame, name, value(env))
+                    v = value(env)
+                    saved.append((name, env.get(name, MISSING)))
+                    env[name] = v
                 return body(env)
             finally:
-                close_frame(env, frame, outer)
+                _restore(env, saved)
         return let
 
     def c_if(self, form: Form) -> Code:
         bad = self.arity(form, "if", 3, 3, "condition then else")
         if bad:
             return bad
-        cond, then, other = self.compile_all(form.items[1:])
-
-        def if_(env):
-            return then(env) if cond(env) else other(env)
-        return if_
+        cond, then, other = form.items[1:]
+        # (if (not c) a b) is (if c b a): one closure less.
+        if _head(cond) == "not" and len(cond.items) == 2 and "not" not in self.shadowed:
+            cond, then, other = cond.items[1], other, then
+        return specialize("return $1 if $0 else $2", self.operands([cond, then, other]), form)
 
     def c_with(self, form: Form) -> Code:
         bad = self.arity(form, "with", 3, None, "list item body")
@@ -486,26 +582,49 @@ class _Compiler:
         sequence = self.compile(form.items[1])
         body = _sequence(self.compile_all(form.items[3:]))
         source = form.items[1]
-        described = source.name if isinstance(source, Symbol) else "the list"
+        described = source.source()
         line, col = form.line, form.col
 
-        def with_(env):
+        def elements(env: Env) -> Any:
             seq = sequence(env)
             try:
-                iterator = iter(seq)
+                return iter(seq)
             except TypeError:
                 raise PolicyError(f"'with' needs a list, but {described} is "
                                   f"{'nil' if seq is None else type(seq).__name__}",
                                   line, col) from None
-            outer = env[FRAME]
-            results = []
-            for element in iterator:
-                frame = {item: env.get(item, MISSING)}
-                env[item] = element
-                env[FRAME] = frame
+
+        if _defines_here(form.items[3:]):
+            def with_frames(env):
+                iterator = elements(env)
+                outer = env[FRAME]
+                old = env.get(item, MISSING)
+                frame = {item: old}
+                results = []
                 try:
-                    results.append(body(env))
+                    for element in iterator:
+                        env[item] = element
+                        env[FRAME] = frame = {item: old}   # a new scope per element
+                        results.append(body(env))
+                        close_frame(env, frame, outer)
                 finally:
                     close_frame(env, frame, outer)
+                return results
+            return with_frames
+
+        def with_(env):
+            iterator = elements(env)
+            old = env.get(item, MISSING)
+            results = []
+            append = results.append
+            try:
+                for element in iterator:
+                    env[item] = element
+                    append(body(env))
+            finally:
+                if old is MISSING:
+                    env.pop(item, None)
+                else:
+                    env[item] = old
             return results
         return with_

@@ -8,7 +8,6 @@ policy is read exactly once however often it runs.
 from __future__ import annotations
 
 import re
-from bisect import bisect_left
 from typing import Any
 
 from mom.policy.errors import PolicyError
@@ -17,23 +16,23 @@ from mom.policy.errors import PolicyError
 #: keeps a pathological text from exhausting Python's stack later on.
 MAX_DEPTH = 100
 
+_DELIMITED = r"(?=[\s()\[\]{}\"'#]|\Z)"
 _TOKEN = re.compile(r"""
-    (?P<space>\s+)
-  | (?P<comment>\#[^\n]*)
-  | (?P<open>[(\[{])
-  | (?P<close>[)\]}])
-  | (?P<string>"[^"]*"|'[^']*')
-  | (?P<quote>["'])
-  | (?P<atom>[^\s()\[\]{}"'\#]+)
-""", re.VERBOSE)
-
-_INT = re.compile(r"[+-]?(?:0[xX][0-9a-fA-F]+|0[oO][0-7]+|[1-9][0-9]*|0+)\Z")
-_FLOAT = re.compile(r"""[+-]?(?:
-      [0-9]+\.[0-9]*(?:[eE][+-]?[0-9]+)?
-    | \.[0-9]+(?:[eE][+-]?[0-9]+)?
-    | [0-9]+[eE][+-]?[0-9]+
-    )\Z""", re.VERBOSE)
-_SYMBOL = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*\Z")
+    (?:\s+|\#[^\n]*)*                                  # skipped: blanks, comments
+    (?:
+        (?P<open>[(\[{])
+      | (?P<close>[)\]}])
+      | (?P<symbol>[A-Za-z_][A-Za-z0-9_.\-]*)""" + _DELIMITED + r"""
+      | (?P<float>[+-]?(?:[0-9]+\.[0-9]*(?:[eE][+-]?[0-9]+)?
+                        |\.[0-9]+(?:[eE][+-]?[0-9]+)?
+                        |[0-9]+[eE][+-]?[0-9]+))""" + _DELIMITED + r"""
+      | (?P<int>[+-]?(?:0[xX][0-9a-fA-F]+|0[oO][0-7]+|[1-9][0-9]*|0+))""" + _DELIMITED + r"""
+      | (?P<operator><=|>=|==|!=|<<|>>|[-+*/<>])""" + _DELIMITED + r"""
+      | (?P<string>"[^"]*"|'[^']*')
+      | (?P<quote>["'])
+      | (?P<bad>[^\s()\[\]{}"'\#]+)
+      | (?P<end>\Z)
+    )""", re.VERBOSE)
 _LEADING_ZERO = re.compile(r"[+-]?0[0-9]+\Z")
 
 #: The operator symbols; they are names like any other, spelled differently.
@@ -112,41 +111,12 @@ class Form(Node):
         return f"Form({self.bracket!r}, {list(self.items)!r})"
 
 
-class _Positions:
-    """Turns a character offset into a 1-based (line, column)."""
-
-    def __init__(self, text: str) -> None:
-        self._newlines = [m.start() for m in re.finditer("\n", text)]
-
-    def __call__(self, offset: int) -> tuple[int, int]:
-        before = bisect_left(self._newlines, offset)
-        line_start = self._newlines[before - 1] + 1 if before else 0
-        return before + 1, offset - line_start + 1
-
-
-def _atom(text: str, line: int, col: int) -> Node:
-    """Classify a run of non-delimiter characters."""
-    if _INT.match(text):
-        try:
-            return Literal(int(text, 0), line, col)
-        except ValueError:  # more digits than Python converts
-            raise PolicyError(f"number {text[:20]}... is too long", line, col) from None
-    if _FLOAT.match(text):
-        return Literal(float(text), line, col)
-    if _SYMBOL.match(text):
-        if text == "nil":
-            return Literal(None, line, col)
-        if "" in text.split("."):
-            raise PolicyError(f"malformed name '{text}'", line, col,
-                              hint="a dot must separate two names")
-        return Symbol(text, line, col)
-    if text in OPERATORS:
-        return Symbol(text, line, col)
+def _bad_token(text: str, line: int, col: int) -> PolicyError:
     if _LEADING_ZERO.match(text):
-        raise PolicyError(f"'{text}' is not a number", line, col,
-                          hint="a decimal integer cannot start with 0; use 0o for octal")
+        return PolicyError(f"'{text}' is not a number", line, col,
+                           hint="a decimal integer cannot start with 0; use 0o for octal")
     shown = text if len(text) <= 30 else text[:30] + "..."
-    raise PolicyError(f"unexpected '{shown}'", line, col)
+    return PolicyError(f"unexpected '{shown}'", line, col)
 
 
 def read(text: str) -> list[Node]:
@@ -158,20 +128,36 @@ def read(text: str) -> list[Node]:
     """
     if not isinstance(text, str):
         raise PolicyError(f"policy text must be a string, not {type(text).__name__}")
-    where = _Positions(text)
     top: list[Node] = []
     items = top
     open_stack: list[tuple[str, int, int, list[Node]]] = []
+    line, line_start, counted = 1, 0, 0       # line number of offset `counted`
+    count, rfind = text.count, text.rfind
+    position = 0
     for match in _TOKEN.finditer(text):
+        if match.start() != position:  # cannot happen: every character matches something
+            raise PolicyError("unreadable text", line)
+        position = match.end()
         kind = match.lastgroup
-        if kind == "space" or kind == "comment":
-            continue
-        token = match.group()
-        line, col = where(match.start())
-        if kind == "atom":
-            items.append(_atom(token, line, col))
-        elif kind == "string":
-            items.append(Literal(token[1:-1], line, col))
+        if kind == "end":
+            break
+        start = match.start(kind)
+        if start > counted:
+            newlines = count("\n", counted, start)
+            if newlines:
+                line += newlines
+                line_start = rfind("\n", counted, start) + 1
+            counted = start
+        col = start - line_start + 1
+        token = match.group(kind)
+        if kind == "symbol":
+            if token == "nil":
+                items.append(Literal(None, line, col))
+            elif "." in token and "" in token.split("."):
+                raise PolicyError(f"malformed name '{token}'", line, col,
+                                  hint="a dot must separate two names")
+            else:
+                items.append(Symbol(token, line, col))
         elif kind == "open":
             if len(open_stack) >= MAX_DEPTH:
                 raise PolicyError(f"brackets nested more than {MAX_DEPTH} deep", line, col)
@@ -188,8 +174,21 @@ def read(text: str) -> list[Node]:
                     f"line {oline} col {ocol}, got '{token}'", line, col)
             parent.append(Form(tuple(items), "{" if opener == "{" else "(", oline, ocol))
             items = parent
-        else:  # a lone quote: the string never ends
+        elif kind == "int":
+            try:
+                items.append(Literal(int(token, 0), line, col))
+            except ValueError:  # more digits than Python converts
+                raise PolicyError(f"number {token[:20]}... is too long", line, col) from None
+        elif kind == "float":
+            items.append(Literal(float(token), line, col))
+        elif kind == "operator":
+            items.append(Symbol(token, line, col))
+        elif kind == "string":
+            items.append(Literal(token[1:-1], line, col))
+        elif kind == "quote":
             raise PolicyError(f"unclosed string {token}...{token} opened", line, col)
+        else:
+            raise _bad_token(token, line, col)
     if open_stack:
         opener, oline, ocol, _ = open_stack[-1]
         raise PolicyError(f"unclosed '{opener}' opened", oline, ocol,

@@ -58,11 +58,14 @@ def variables(env: Env) -> Iterable[str]:
 
 class UserFunction:
     """A function defined by ``def``: parameter names and a compiled body."""
-    __slots__ = ("name", "params", "body", "line", "col")
+    __slots__ = ("name", "params", "arity", "fast", "body", "line", "col")
 
     def __init__(self, name: str, params: tuple[str, ...], body: Code,
                  line: int, col: int) -> None:
         self.name, self.params, self.body = name, params, body
+        self.arity = len(params)
+        # The arity when calls may take the frame-less fast path, else -1.
+        self.fast = self.arity
         self.line, self.col = line, col
 
     def __repr__(self) -> str:
