@@ -68,10 +68,18 @@ _BALLOON_FIELDS = ("balloon_cur", "balloon_max", "balloon_min")
 
 def to_int(value: Any) -> int | None:
     """VDSM sends many numbers as strings ('1024', '0.5'); None if unusable."""
+    kind = type(value)
+    if kind is int:                 # the common cases first: this runs
+        return value                # ~20 times per VM per cycle
+    if kind is str:
+        try:
+            return int(value)
+        except ValueError:
+            pass
     if value is None or isinstance(value, bool):
         return None
     if isinstance(value, int):
-        return value
+        return int(value)
     try:
         number = float(value.strip() if isinstance(value, str) else value)
     except (TypeError, ValueError, AttributeError):
@@ -267,7 +275,8 @@ class VdsmHypervisor(Hypervisor):
         self.iotune_refresh = iotune_refresh
         self._clock = clock
         self._lock = threading.Lock()          # guards the snapshot
-        self._snapshot: list[Mapping[str, Any]] | None = None
+        # The managed (status Up) VMs of the last getAllVmStats
+        self._snapshot: list[tuple[GuestInfo, Mapping[str, Any]]] | None = None
         self._snapshot_time = 0.0
         self._snapshot_users: set[str] = set()     # who already read it
         self._failure: HypervisorError | None = None   # the cycle's failed fetch
@@ -338,7 +347,7 @@ class VdsmHypervisor(Hypervisor):
         return self._global
 
     # -- snapshot -----------------------------------------------------------
-    def _stats_snapshot(self, user: str) -> list[Mapping[str, Any]]:
+    def _stats_snapshot(self, user: str) -> list[tuple[GuestInfo, Mapping[str, Any]]]:
         """getAllVmStats, shared by list_guests and guest_stats of one cycle.
 
         A snapshot is reused only by a ``user`` that has not read it yet and
@@ -364,11 +373,15 @@ class VdsmHypervisor(Hypervisor):
                 self._snapshot_users = {user}
                 raise
             self._failure = None
-            snapshot = [s for s in reply_list(reply, "statsList") if isinstance(s, Mapping)]
+            snapshot = []
+            for stats in reply_list(reply, "statsList"):
+                info = guest_info(stats) if isinstance(stats, Mapping) else None
+                if info is not None:
+                    snapshot.append((info, stats))
             self._snapshot = snapshot
             self._snapshot_time = self._clock()
             self._snapshot_users = {user}
-            self._forget_vanished({str(s.get("vmId")) for s in snapshot})
+            self._forget_vanished({info.id for info, _ in snapshot})
             return snapshot
 
     def _forget_vanished(self, present: set[str]) -> None:
@@ -392,19 +405,11 @@ class VdsmHypervisor(Hypervisor):
         return True
 
     def list_guests(self) -> list[GuestInfo]:
-        guests = []
-        for stats in self._stats_snapshot("list_guests"):
-            info = guest_info(stats)
-            if info is not None:
-                guests.append(info)
-        return guests
+        return [info for info, _ in self._stats_snapshot("list_guests")]
 
     def guest_stats(self) -> dict[str, GuestStats]:
         result: dict[str, GuestStats] = {}
-        for stats in self._stats_snapshot("guest_stats"):
-            info = guest_info(stats)
-            if info is None:
-                continue
+        for info, stats in self._stats_snapshot("guest_stats"):
             try:
                 normalised = normalise_vm_stats(stats)
             except Exception:       # one odd entry must not hide the others
