@@ -103,6 +103,24 @@ def test_stats_period_argument(tmp_path, make_domain):
     assert "<stats period='2'/>" in dom.XMLDesc(0)
 
 
+def test_restarted_domain_is_set_up_again(hv, conn):
+    name = f"mom-{uuid.uuid4().hex[:10]}"
+    dom = conn.defineXML(domain_xml(name))
+    try:
+        dom.create()
+        hv.list_guests()
+        assert "<stats period='5'/>" in dom.XMLDesc(0)
+        dom.destroy()
+        dom.create()              # same UUID, new run: period back to 0
+        assert "period='5'" not in dom.XMLDesc(0)
+        hv.list_guests()
+        assert "<stats period='5'/>" in dom.XMLDesc(0)
+    finally:
+        if dom.isActive():
+            dom.destroy()
+        dom.undefine()
+
+
 def test_guest_stats_bulk_and_normalised(hv, make_domain):
     dom = make_domain(memory_kib=2097152, current_kib=1048576, vcpus=3)
     hv.list_guests()
@@ -229,6 +247,9 @@ def test_ksm_tune_failures(hv, tmp_path):
         hv.ksm_tune({"run": 1})                   # no sysfs tree there
     with pytest.raises(HypervisorError, match="bogus"):
         hv.ksm_tune({"bogus": 1})
+    (tmp_path / "sys/kernel/mm/ksm").mkdir(parents=True)
+    with pytest.raises(HypervisorError, match="pages_to_scan"):
+        hv.ksm_tune({"pages_to_scan": "many"})
 
 
 def test_ping_and_reconnect_after_dead_connection(hv, make_domain):

@@ -309,7 +309,8 @@ class LibvirtHypervisor(Hypervisor):
         # Per active domain (UUID), filled when first seen by list_guests.
         self._sched: dict[str, dict[str, int]] = {}
         self._no_balloon: set[str] = set()
-        self._known: set[str] = set()
+        # UUID -> domain ID when last seen: a new ID means a new run.
+        self._known: dict[str, int] = {}
         self._pids: dict[tuple[str, int], int | None] = {}
         self._connection()
 
@@ -406,28 +407,26 @@ class LibvirtHypervisor(Hypervisor):
         except lv.libvirtError as exc:
             raise self._error(exc, "listing domains") from exc
         guests = []
-        seen: set[str] = set()
+        seen: dict[str, int] = {}
         for dom in domains:
-            uuid, name = dom.UUIDString(), dom.name()
-            seen.add(uuid)
-            if uuid not in self._known:
+            uuid, name, run = dom.UUIDString(), dom.name(), dom.ID()
+            seen[uuid] = run
+            if self._known.get(uuid) != run:
                 self._on_new_domain(dom, uuid)
             guests.append(GuestInfo(id=uuid, name=name,
-                                    pid=self._pid(dom, uuid, name)))
+                                    pid=self._pid(uuid, run, name)))
         with self._cache_lock:
-            for uuid in self._known - seen:
+            for uuid in set(self._known) - set(seen):
                 self._sched.pop(uuid, None)
                 self._no_balloon.discard(uuid)
             self._known = seen
-            self._pids = {k: v for k, v in self._pids.items() if k[0] in seen}
+            self._pids = {k: v for k, v in self._pids.items()
+                          if seen.get(k[0]) == k[1]}
         return guests
 
-    def _pid(self, dom: Any, uuid: str, name: str) -> int | None:
-        """The domain's process id, read once per domain run (ID)."""
-        try:
-            key = (uuid, dom.ID())
-        except self._lv.libvirtError:
-            return None
+    def _pid(self, uuid: str, run: int, name: str) -> int | None:
+        """The domain's process id, read once per domain run."""
+        key = (uuid, run)
         with self._cache_lock:
             if key in self._pids:
                 return self._pids[key]
@@ -437,10 +436,13 @@ class LibvirtHypervisor(Hypervisor):
         return pid
 
     def _on_new_domain(self, dom: Any, uuid: str) -> None:
-        """Once per newly seen domain: balloon stats period, balloon
+        """Once per newly seen domain run: balloon stats period, balloon
         presence, vCPU scheduler parameters.  Failures are not fatal: the
         guest is still managed with whatever stats it has."""
         lv = self._lv
+        with self._cache_lock:
+            self._no_balloon.discard(uuid)
+            self._sched.pop(uuid, None)
         try:
             period = balloon_stats_period(dom.XMLDesc(0))
         except (lv.libvirtError, ET.ParseError) as exc:
@@ -556,12 +558,13 @@ class LibvirtHypervisor(Hypervisor):
         for key in ksm_write_order(params):
             path = os.path.join(ksm_dir, key)
             try:
+                value = int(params[key])
                 with open(path, "w", encoding="ascii") as f:
-                    f.write(f"{int(params[key])}\n")
-            except OSError as exc:
+                    f.write(f"{value}\n")
+            except (OSError, ValueError, TypeError) as exc:
                 raise HypervisorError(
-                    f"cannot set KSM {key}={params[key]} ({path}): "
-                    f"{exc.strerror or exc}") from exc
+                    f"cannot set KSM {key}={params[key]!r} ({path}): "
+                    f"{getattr(exc, 'strerror', None) or exc}") from exc
 
     def close(self) -> None:
         with self._conn_lock:
