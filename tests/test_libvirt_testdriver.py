@@ -261,14 +261,27 @@ def test_ping_and_reconnect_after_dead_connection(hv, make_domain):
     assert hv.ping() is True  # reopens on the next call
 
 
-def test_create_from_config():
+def test_create_from_config(tmp_path):
     config = configparser.ConfigParser()
-    config.read_dict({"main": {"libvirt-hypervisor-uri": URI}})
+    config.read_dict({"main": {"libvirt-hypervisor-uri": f" {URI} "},
+                      "host": {"sys-root": str(tmp_path)}})
     hv = create(config)
     try:
         assert hv.uri == URI and hv.name == "libvirt" and hv.ping()
+        assert hv.sys_root == str(tmp_path)     # KSM goes where HostKsm reads
     finally:
         hv.close()
+
+
+def test_create_defaults_to_qemu_system(monkeypatch):
+    from mom.hypervisor import libvirt as backend
+
+    opened = []
+    monkeypatch.setattr(backend.LibvirtHypervisor, "_connection",
+                        lambda self: opened.append(self.uri))
+    hv = create(configparser.ConfigParser())
+    assert hv.uri == "qemu:///system" and hv.sys_root == "/sys"
+    assert opened == ["qemu:///system"]
 
 
 def test_unreachable_uri_is_a_clear_error():

@@ -574,8 +574,10 @@ class LibvirtHypervisor(Hypervisor):
 
 
 def create(config: Any) -> LibvirtHypervisor:
-    """Build the back-end from mom.conf (``[main] libvirt-hypervisor-uri``).
+    """Build the back-end from mom.conf: ``[main] libvirt-hypervisor-uri``,
+    and ``[host] sys-root`` so KSM is written where HostKsm reads it.
     Raises HypervisorError when libvirt-python is missing or the URI
     cannot be opened."""
-    uri = config.get("main", "libvirt-hypervisor-uri", fallback="") or DEFAULT_URI
-    return LibvirtHypervisor(uri)
+    uri = config.get("main", "libvirt-hypervisor-uri", fallback="").strip()
+    sys_root = config.get("host", "sys-root", fallback="").strip() or "/sys"
+    return LibvirtHypervisor(uri or DEFAULT_URI, sys_root=sys_root)
