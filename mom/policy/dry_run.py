@@ -43,6 +43,12 @@ def _guest(stats: Stats | Sequence[Stats], index: int) -> Entity:
     return Entity(properties, history)
 
 
+def build_entities(host: Stats | Sequence[Stats],
+                   guests: Sequence[Stats | Sequence[Stats]]) -> tuple[Entity, list[Entity]]:
+    """The Host entity and Guest entities for made-up statistics."""
+    return Entity({"name": "host"}, _history(host)), [_guest(g, i) for i, g in enumerate(guests)]
+
+
 def dry_run(policies: Mapping[str, str], host: Stats | Sequence[Stats],
             guests: Sequence[Stats | Sequence[Stats]]) -> dict[str, Any]:
     """Evaluate ``policies`` once for ``host`` and ``guests``; the controls they set.
@@ -51,8 +57,7 @@ def dry_run(policies: Mapping[str, str], host: Stats | Sequence[Stats],
     fails (the whole run fails, as one engine cycle would).
     """
     policy_set = PolicySet(policies)
-    host_entity = Entity({"name": "host"}, _history(host))
-    guest_entities = [_guest(g, i) for i, g in enumerate(guests)]
+    host_entity, guest_entities = build_entities(host, guests)
     policy_set.evaluate(host_entity, guest_entities)
     result_guests = []
     for guest in guest_entities:

@@ -1,0 +1,261 @@
+"""VDSM's stock policies (vdsm_plugin/mom.d), checked through dry_run.
+
+The expected numbers follow the behaviour described in
+docs/policy-language.md and the design notes on VDSM's stock policies.
+"""
+from pathlib import Path
+
+import pytest
+
+import vdsm_plugin
+from mom.policy import cli, dry_run
+
+POLICY_DIR = Path(vdsm_plugin.__file__).parent / "mom.d"
+GIB = 1024 * 1024                       # KiB
+NAMES = ["00-defines", "01-parameters", "02-balloon", "03-ksm", "04-cputune", "05-iotune"]
+
+
+def stock(parameters: str | None = None) -> dict[str, str]:
+    policies = {p.stem: p.read_text() for p in POLICY_DIR.glob("*.policy")}
+    if parameters is not None:        # what VDSM's setPolicyParameters installs
+        policies["01-parameters"] = parameters
+    return policies
+
+
+def host(free_share=0.5, total=16 * GIB, **extra):
+    stats = {"mem_available": total, "mem_free": int(total * free_share),
+             "mem_unused": int(total * free_share), "cpu_count": 1, "ksm_run": 0,
+             "ksm_pages_to_scan": 100, "ksm_pages_sharing": 0, "ksm_merge_across_nodes": 1}
+    stats.update(extra)
+    return stats
+
+
+def balloon_guest(cur=1_000_000, low=500_000, high=2_000_000, unused=600_000, **extra):
+    stats = {"balloon_cur": cur, "balloon_min": low, "balloon_max": high,
+             "mem_available": cur, "mem_unused": unused, "mem_free": unused}
+    stats.update(extra)
+    return stats
+
+
+BALLOON_ON = "(set balloonEnabled True)\n"
+
+
+def target_of(result, index=0):
+    return result["guests"][index].get("balloon_target")
+
+
+def test_the_stock_set_has_stable_file_names():
+    assert sorted(p.stem for p in POLICY_DIR.glob("*.policy")) == NAMES
+
+
+def test_mom_policy_check_passes_on_every_stock_policy(capsys):
+    files = sorted(str(p) for p in POLICY_DIR.glob("*.policy"))
+    assert cli.main(["check", "--strict", *files]) == 0
+    assert capsys.readouterr().out == ""
+
+
+def test_defines_declare_the_switches_with_defaults():
+    from mom.policy import Evaluator
+    ev = Evaluator()
+    ev.run((POLICY_DIR / "00-defines.policy").read_text())
+    assert ev.variables == {"False": 0, "True": 1, "ksmEnabled": 1, "ksmMergeAcrossNodes": 1,
+                            "balloonEnabled": 0, "cpuTuneEnabled": 1, "ioTuneEnabled": 1}
+
+
+# -- balloon ----------------------------------------------------------------
+def test_balloon_is_off_by_default():
+    result = dry_run(stock(), host(free_share=0.10), [balloon_guest()])
+    assert target_of(result) is None
+
+
+def test_pressure_shrinks_by_five_percent_of_balloon_cur():
+    result = dry_run(stock(BALLOON_ON), host(free_share=0.10), [balloon_guest()])
+    assert target_of(result) == 950_000
+
+
+def test_pressure_never_goes_below_balloon_min():
+    guest = balloon_guest(cur=520_000, unused=500_000)
+    result = dry_run(stock(BALLOON_ON), host(free_share=0.10), [guest])
+    assert target_of(result) == 500_000
+
+
+def test_pressure_keeps_a_free_reserve_above_what_the_guest_uses():
+    # uses 900000 + 20% reserve of 1000000 = 1100000 > balloon_cur: no squeeze
+    guest = balloon_guest(unused=100_000)
+    result = dry_run(stock(BALLOON_ON), host(free_share=0.10), [guest])
+    assert target_of(result) is None
+    # with 700000 used, the floor is 900000, above the 5% step (950000 wins)
+    guest = balloon_guest(unused=300_000)
+    assert target_of(dry_run(stock(BALLOON_ON), host(free_share=0.10), [guest])) == 950_000
+    # with 780000 used, the floor 980000 limits the step
+    guest = balloon_guest(unused=220_000)
+    assert target_of(dry_run(stock(BALLOON_ON), host(free_share=0.10), [guest])) == 980_000
+
+
+def test_emergency_lets_the_reserve_go_negative():
+    guest = balloon_guest(unused=100_000)     # uses 900000
+    result = dry_run(stock(BALLOON_ON), host(free_share=0.02), [guest])
+    assert target_of(result) == 950_000       # floor 900000 - 5% = 850000; step wins
+
+
+def test_pressure_is_judged_on_the_average_free_memory():
+    history = [host(free_share=0.5), host(free_share=0.5), host(free_share=0.02)]
+    result = dry_run(stock(BALLOON_ON), history, [balloon_guest()])
+    assert target_of(result) == 1_050_000     # average 34% free: no pressure, grow
+
+
+def test_plenty_of_memory_grows_towards_balloon_max():
+    result = dry_run(stock(BALLOON_ON), host(free_share=0.5),
+                     [balloon_guest(), balloon_guest(cur=1_990_000),
+                      balloon_guest(cur=2_000_000)])
+    assert [target_of(result, i) for i in range(3)] == [1_050_000, 2_000_000, None]
+
+
+def test_changes_under_a_quarter_percent_are_skipped():
+    result = dry_run(stock(BALLOON_ON), host(free_share=0.5), [balloon_guest(cur=1_999_000)])
+    assert target_of(result) is None
+
+
+def test_guests_without_memory_stats_are_skipped():
+    guest = balloon_guest()
+    del guest["mem_unused"]
+    result = dry_run(stock(BALLOON_ON), host(free_share=0.10), [guest])
+    assert target_of(result) is None
+
+
+def test_guest_below_balloon_min_is_raised_to_it():
+    guest = balloon_guest(cur=400_000)
+    result = dry_run(stock(BALLOON_ON), host(free_share=0.10), [guest])
+    assert target_of(result) == 500_000
+
+
+def test_guest_without_a_balloon_is_left_alone():
+    result = dry_run(stock(BALLOON_ON), host(free_share=0.10), [{"mem_unused": 5}])
+    assert target_of(result) is None
+
+
+# -- KSM --------------------------------------------------------------------
+def ksm(parameters=None, **host_stats):
+    return dry_run(stock(parameters), host(**host_stats), [])["host"]
+
+
+def test_ksm_runs_under_pressure_with_a_boosted_scan_rate():
+    assert ksm(free_share=0.10) == {"ksm_run": 1, "ksm_pages_to_scan": 400,
+                                    "ksm_sleep_millisecs": 10}
+
+
+def test_ksm_stops_and_decays_when_memory_is_plentiful():
+    assert ksm(free_share=0.5, ksm_pages_to_scan=400) == {
+        "ksm_run": 0, "ksm_pages_to_scan": 350, "ksm_sleep_millisecs": 10}
+
+
+@pytest.mark.parametrize("free, pages, expected", [
+    (0.10, 1200, 1250), (0.5, 100, 64), (0.5, 64, 64), (0.10, 64, 364),
+])
+def test_ksm_scan_rate_stays_within_64_and_1250(free, pages, expected):
+    assert ksm(free_share=free, ksm_pages_to_scan=pages)["ksm_pages_to_scan"] == expected
+
+
+@pytest.mark.parametrize("total_gib, sleep", [(16, 10), (8, 20), (4, 40), (64, 10)])
+def test_ksm_sleep_scales_with_host_memory(total_gib, sleep):
+    assert ksm(total=total_gib * GIB)["ksm_sleep_millisecs"] == sleep
+
+
+def test_merge_mode_changes_only_when_nothing_is_shared():
+    controls = ksm(free_share=0.10, ksm_merge_across_nodes=0, ksm_pages_sharing=0)
+    assert controls["ksm_merge_across_nodes"] == 1 and controls["ksm_run"] == 1
+
+
+def test_shared_pages_are_unmerged_before_the_merge_mode_changes():
+    controls = ksm(free_share=0.10, ksm_merge_across_nodes=0, ksm_pages_sharing=500)
+    assert controls["ksm_run"] == 2 and "ksm_merge_across_nodes" not in controls
+
+
+def test_merge_mode_follows_the_parameter():
+    controls = ksm("(set ksmMergeAcrossNodes False)", ksm_merge_across_nodes=1)
+    assert controls["ksm_merge_across_nodes"] == 0
+
+
+def test_disabled_ksm_unmerges_shared_pages_then_stays_off():
+    assert ksm("(set ksmEnabled False)", free_share=0.10, ksm_pages_sharing=10)["ksm_run"] == 2
+    assert ksm("(set ksmEnabled False)", free_share=0.10, ksm_pages_sharing=0)["ksm_run"] == 0
+
+
+# -- vCPU tuning -------------------------------------------------------------
+def cputune(limit, vcpus, cpus=1, parameters=None):
+    guest = {"vcpu_user_limit": limit, "vcpu_count": vcpus, "vcpu_quota": -1,
+             "vcpu_period": 100000}
+    return dry_run(stock(parameters), host(cpu_count=cpus), [guest])["guests"][0]
+
+
+def test_cputune_limit_50_one_cpu_one_vcpu():
+    assert cputune(50, 1) == {"vcpu_quota": 50000, "vcpu_period": 100000}
+
+
+def test_cputune_small_quota_scales_quota_and_period_together():
+    assert cputune(10, 100) == {"vcpu_quota": 1100, "vcpu_period": 1100000}
+
+
+def test_cputune_spreads_the_limit_over_host_cpus_and_vcpus():
+    assert cputune(50, 4, cpus=2) == {"vcpu_quota": 25000, "vcpu_period": 100000}
+
+
+def test_cputune_without_a_limit_sets_quota_minus_one():
+    assert cputune(100, 2)["vcpu_quota"] == -1
+
+
+def test_cputune_can_be_disabled():
+    assert cputune(50, 1, parameters="(set cpuTuneEnabled False)") == {}
+
+
+def test_cputune_skips_guests_without_cpu_stats():
+    assert dry_run(stock(), host(), [{"x": 1}])["guests"] == [{}]
+
+
+# -- I/O tuning --------------------------------------------------------------
+LIMITS = {"total_bytes_sec": 1000, "read_bytes_sec": 0, "write_bytes_sec": 0,
+          "total_iops_sec": 50, "read_iops_sec": 0, "write_iops_sec": 0}
+ZERO = dict.fromkeys(LIMITS, 0)
+
+
+def disk(current=None):
+    return {"name": "vda", "path": "/dev/vda", "guaranteed": {"total_bytes_sec": 10},
+            "maximum": LIMITS, "current": current or ZERO}
+
+
+def test_iotune_sets_each_disk_to_its_maximum():
+    result = dry_run(stock(), host(), [{"io_tune": [disk()]}])
+    assert result["guests"][0]["io_tune"] == [
+        {"name": "vda", "path": "/dev/vda", "ioTune": LIMITS}]
+
+
+def test_iotune_reports_nothing_when_limits_are_already_right():
+    assert dry_run(stock(), host(), [{"io_tune": [disk(LIMITS)]}])["guests"] == [{}]
+
+
+def test_iotune_off_removes_every_limit():
+    result = dry_run(stock("(set ioTuneEnabled False)"), host(),
+                     [{"io_tune": [disk(LIMITS)]}])
+    assert result["guests"][0]["io_tune"] == [
+        {"name": "vda", "path": "/dev/vda", "ioTune": ZERO}]
+
+
+def test_iotune_skips_guests_without_disks():
+    assert dry_run(stock(), host(), [{"io_tune": []}, {"x": 1}])["guests"] == [{}, {}]
+
+
+# -- everything together -------------------------------------------------------
+def test_one_cycle_of_the_whole_set():
+    guests = [
+        dict(balloon_guest(), vcpu_user_limit=50, vcpu_count=1, io_tune=[disk()]),
+        {"vcpu_user_limit": 100, "vcpu_count": 2},
+    ]
+    result = dry_run(stock(BALLOON_ON), host(free_share=0.10), guests)
+    assert result == {
+        "host": {"ksm_run": 1, "ksm_pages_to_scan": 400, "ksm_sleep_millisecs": 10},
+        "guests": [
+            {"balloon_target": 950_000, "vcpu_quota": 50000, "vcpu_period": 100000,
+             "io_tune": [{"name": "vda", "path": "/dev/vda", "ioTune": LIMITS}]},
+            {"vcpu_quota": -1, "vcpu_period": 100000},
+        ],
+    }
