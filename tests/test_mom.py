@@ -107,11 +107,14 @@ def test_balloon_policy_moves_targets_both_ways(host, running):
     hv = make_hypervisor(2)
     running(hv, BALLOON_POLICY)
     # Under pressure: every guest shrinks by 5% per cycle, step by step.
-    wait_for(lambda: len(hv.calls_to("set_balloon_target")) >= 6, what="shrinking")
+    wait_for(lambda: all(len({t for g, t in hv.calls_to("set_balloon_target") if g == gid}) >= 3
+                         for gid in ("id-0", "id-1")), what="shrinking")
     for guest_id in ("id-0", "id-1"):
         targets = [t for g, t in hv.calls_to("set_balloon_target") if g == guest_id]
         assert targets[0] == int(2 * GiB * 0.95)
-        assert all(b < a for a, b in zip(targets, targets[1:])), targets
+        # Two evaluations of one sample send the same target again: never up.
+        assert all(b <= a for a, b in zip(targets, targets[1:])), targets
+        assert targets[-1] < targets[0]
         assert all(t >= GiB for t in targets)
     # Plenty of free memory: guests grow back to balloon_max.
     host.set_memory(16 * GiB, 12 * GiB)
