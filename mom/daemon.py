@@ -3,9 +3,15 @@ from __future__ import annotations
 
 import argparse
 import configparser
+import json
 import signal
+import threading
 import sys
 from types import FrameType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mom.app import MOM
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -23,6 +29,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-l", "--log", help="'stdio' or a log file ([logging] log)")
     parser.add_argument("-v", "--verbose", metavar="LEVEL",
                         help="debug, info, warn, error, critical or 1-5 ([logging] verbosity)")
+    parser.add_argument("--run-for", type=float, metavar="SECONDS",
+                        help="stop after this many seconds and print the last statistics "
+                             "(for trying a configuration out)")
     parser.add_argument("--check-config", action="store_true",
                         help="load and validate the configuration and policies, then exit")
     return parser
@@ -69,8 +78,19 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    if args.run_for is not None:
+        timer = threading.Timer(args.run_for, mom.shutdown)
+        timer.daemon = True
+        timer.start()
     mom.run()
+    if args.run_for is not None:
+        print(json.dumps(_summary(mom), indent=2, sort_keys=True, default=str))
     return 0
+
+
+def _summary(mom: "MOM") -> dict:
+    """What a try-out run leaves behind: the last statistics."""
+    return {"statistics": mom.getStatistics(), "policies": sorted(mom.getNamedPolicies())}
 
 
 if __name__ == "__main__":
