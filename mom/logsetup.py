@@ -28,7 +28,7 @@ class LogSetup:
             # its handlers through propagation; a second stdout copy would
             # only duplicate them.
             if not logging.getLogger().handlers:
-                self.handler = logging.StreamHandler(sys.stdout)
+                self.handler = logging.StreamHandler(sys.stderr)
         else:
             try:
                 self.handler = logging.handlers.RotatingFileHandler(
