@@ -77,14 +77,19 @@ def guest_entity(rng: random.Random, index: int) -> Entity:
     return Entity({"name": f"vm{index}", "uuid": f"u-{index}", "pid": 1000 + index}, history)
 
 
-def time_parse(policies: dict[str, str], repeat: int) -> float:
-    best = float("inf")
+def time_parse(policies: dict[str, str], repeat: int) -> tuple[float, float]:
+    """Seconds to read+compile every policy: the first time, and the best of ``repeat``.
+
+    The first compile in a process also generates the fused closure shapes
+    the set needs (see mom/policy/fusion.py); later compiles reuse them.
+    """
+    times = []
     for _ in range(repeat):
         start = time.perf_counter()
         for name, text in policies.items():
             compile_policy(text, name)
-        best = min(best, time.perf_counter() - start)
-    return best
+        times.append(time.perf_counter() - start)
+    return times[0], min(times)
 
 
 def time_eval(policy_set: PolicySet, guests: int, cycles: int, repeat: int) -> float:
@@ -110,13 +115,13 @@ def main(argv: list[str] | None = None) -> int:
 
     big = big_policy_set()
     size = sum(len(t.encode()) for t in big.values())
-    parse = time_parse(big, repeat * 3)
+    first, parse = time_parse(big, repeat * 3)
     stock = stock_policies()
     stock_size = sum(len(t.encode()) for t in stock.values())
-    stock_parse = time_parse(stock, repeat * 3)
+    _, stock_parse = time_parse(stock, repeat * 3)
     print(f"Python {sys.version.split()[0]}")
     print(f"parse+compile {size / 1024:.1f} KB policy set ({len(big)} policies): "
-          f"{parse * 1000:.2f} ms")
+          f"{parse * 1000:.2f} ms (first compile in this process: {first * 1000:.2f} ms)")
     print(f"parse+compile stock set ({stock_size / 1024:.1f} KB): {stock_parse * 1000:.2f} ms")
 
     policy_set = PolicySet(stock)

@@ -178,3 +178,9 @@ def test_setting_while_evaluating_from_another_thread():
         stop.set()
         thread.join()
     assert errors == []
+
+
+def test_a_builtin_name_bound_in_one_policy_is_seen_by_calls_in_another():
+    h = Entity({"name": "host"}, [{"x": 7}])
+    ps = PolicySet({"a": '(defvar max Host.Stat)', "b": '(max "x")'})
+    assert ps.evaluate(h, [])[1] == 7

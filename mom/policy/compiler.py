@@ -34,11 +34,17 @@ class Program:
     """A compiled policy: run it as often as needed, it is never re-read."""
 
     def __init__(self, name: str | None, text: str, code: list[Code],
-                 nodes: list[Node], warnings: list[PolicyError]) -> None:
+                 nodes: list[Node], warnings: list[PolicyError],
+                 binds: frozenset[str] = frozenset(),
+                 shadowed: frozenset[str] = frozenset()) -> None:
         self.name = name
         self.text = text
         self._steps = list(zip(code, nodes))
         self.warnings = warnings
+        #: Names of built-ins/special forms this text binds as variables.
+        self.binds = binds
+        #: Names of built-ins/special forms compiled to check the scope first.
+        self.shadowed = shadowed
 
     def run(self, env: Env) -> list[Any]:
         """Evaluate every top-level expression in order; their values."""
@@ -73,7 +79,9 @@ def compile_policy(text: str, name: str | None = None,
     """
     try:
         nodes = read(text)
-        compiler = _Compiler(_shadowed(nodes, bound))
+        binds = _shadowed(nodes, ())
+        shadowed = binds | _shadowed((), bound)
+        compiler = _Compiler(shadowed)
         code = [compiler.compile(node) for node in nodes]
     except PolicyError as error:
         error.policy = name
@@ -83,7 +91,7 @@ def compile_policy(text: str, name: str | None = None,
     warnings = list({(w.line, w.column, w.reason): w for w in compiler.warnings}.values())
     for warning in warnings:
         warning.policy = name
-    return Program(name, text, code, nodes, warnings)
+    return Program(name, text, code, nodes, warnings, binds, shadowed)
 
 
 def _head(node: Node) -> str | None:
@@ -169,11 +177,6 @@ def _sequence(codes: list[Code]) -> Code:
             code(env)
         return last(env)
     return seq
-
-
-def get_attribute(obj: Any, name: str) -> Any:
-    """``obj.name`` as policies see it: the attribute, or nil when there is none."""
-    return getattr(obj, name, None)
 
 
 def _undefined(name: str, env: Env, line: int, col: int) -> PolicyError:

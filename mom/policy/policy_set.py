@@ -52,6 +52,13 @@ class PolicySet:
         # Caller holds the lock.
         if {n: p.text for n, p in programs.items()} == self.get_policies():
             return
+        # The policies run as one program: if one binds a built-in's name
+        # (rare: (defvar min Host.Stat)), calls of that name in the others
+        # must check the scope too, so recompile those.
+        binds = frozenset().union(*(p.binds for p in programs.values()))
+        for name, program in programs.items():
+            if not binds <= program.shadowed:
+                programs[name] = compile_policy(program.text, name, {*_BOUND, *binds})
         self._programs = programs
         self._ordered = tuple(programs[n] for n in sorted(programs))
         self.version += 1
