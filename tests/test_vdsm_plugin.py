@@ -262,3 +262,96 @@ def test_process_mode_reconnects_and_resends_parameters(
         messages = [r.getMessage() for r in caplog.records]
         assert sum("not available" in m for m in messages) == 2   # once per outage
         assert sum("available again" in m for m in messages) == 2
+
+
+# -- the shipped files -----------------------------------------------------
+
+import fnmatch  # noqa: E402
+import glob  # noqa: E402
+import tomllib  # noqa: E402
+
+import vdsm_plugin  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_thread_mode_conf_loads_and_names_vdsm() -> None:
+    from mom import config
+
+    conf = config.load(vdsm_plugin.data_path(vdsm_plugin.THREAD_CONF))
+    assert conf.get("main", "hypervisor-interface") == "vdsm"
+    assert config.rpc_port(conf) is None
+    assert conf.get("main", "policy-dir") == "/etc/vdsm/mom.d"
+    assert {"Balloon", "KSM", "CpuTune", "IoTune"} == set(
+        config.split_list(conf.get("main", "controllers")))
+    assert "HostKSM" in conf.get("host", "collectors")      # getKsmStats needs it
+
+
+def test_process_mode_conf_loads_and_serves_vdsms_socket() -> None:
+    from mom import config
+
+    conf = config.load(vdsm_plugin.data_path(vdsm_plugin.PROCESS_CONF))
+    assert config.rpc_port(conf) == momif.DEFAULT_SOCKET
+    assert conf.get("main", "policy-dir") == "/etc/vdsm/mom.d"
+
+
+def test_systemd_unit_runs_momd_with_vdsms_conf() -> None:
+    unit = configparser.ConfigParser(strict=False, interpolation=None)
+    unit.optionxform = str
+    unit.read(vdsm_plugin.data_path(vdsm_plugin.SERVICE_UNIT))
+    assert unit.get("Service", "ExecStart").split() == [
+        "/usr/bin/momd", "-c", "/etc/vdsm/mom.conf"]
+    assert unit.get("Service", "User") == "vdsm"
+    assert unit.has_option("Install", "WantedBy")
+
+
+def stock_policies() -> list[str]:
+    return sorted(glob.glob(vdsm_plugin.data_path(os.path.join(vdsm_plugin.POLICY_DIR,
+                                                               "*.policy"))))
+
+
+def test_all_stock_policies_are_shipped() -> None:
+    names = [os.path.basename(p) for p in stock_policies()]
+    assert names == ["00-defines.policy", "01-parameters.policy", "02-balloon.policy",
+                     "03-ksm.policy", "04-cputune.policy", "05-iotune.policy"]
+
+
+def test_mom_policy_check_passes_on_every_shipped_policy() -> None:
+    from mom.policy import cli
+
+    assert cli.main(["check", "--strict", *stock_policies()]) == 0
+
+
+def test_shipped_files_are_package_data() -> None:
+    with open(os.path.join(ROOT, "pyproject.toml"), "rb") as handle:
+        patterns = tomllib.load(handle)["tool"]["setuptools"]["package-data"]["vdsm_plugin"]
+    shipped = [vdsm_plugin.THREAD_CONF, vdsm_plugin.PROCESS_CONF, vdsm_plugin.SERVICE_UNIT,
+               *(os.path.relpath(p, vdsm_plugin.data_path()) for p in stock_policies())]
+    for name in shipped:
+        assert os.path.isfile(vdsm_plugin.data_path(name)), name
+        assert any(fnmatch.fnmatch(name, pattern) for pattern in patterns), name
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_parameters_written_by_the_front_switch_the_stock_policies(enabled: bool) -> None:
+    """What setPolicyParameters installs works with the stock defines:
+    (set balloonEnabled True) turns ballooning on, False leaves it off."""
+    from mom.policy import dry_run
+
+    policies = {}
+    for path in stock_policies():
+        with open(path, encoding="utf-8") as handle:
+            policies[os.path.basename(path)[:-len(".policy")]] = handle.read()
+    policies["01-parameters"] = momif.render_parameters(
+        {"balloonEnabled": enabled, "ksmEnabled": False, "cpuTuneEnabled": True,
+         "ioTuneEnabled": True, "ksmMergeAcrossNodes": True})
+    host = {"mem_available": 16 * 2**20, "mem_free": 2**20, "mem_unused": 2**20,
+            "cpu_count": 1, "ksm_run": 0, "ksm_pages_to_scan": 100, "ksm_pages_sharing": 0,
+            "ksm_merge_across_nodes": 1}
+    guest = {"balloon_cur": 2 * 2**20, "balloon_max": 2 * 2**20, "balloon_min": 2**20,
+             "mem_available": 2 * 2**20, "mem_unused": 3 * 2**19, "mem_free": 3 * 2**19,
+             "vcpu_user_limit": 100, "vcpu_count": 1, "vcpu_quota": -1,
+             "vcpu_period": 100000, "io_tune": []}
+    result = dry_run(policies, host, [guest])
+    assert ("balloon_target" in result["guests"][0]) is enabled
+    assert result["host"]["ksm_run"] == 0                    # ksmEnabled False
