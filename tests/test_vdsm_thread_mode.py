@@ -130,6 +130,23 @@ def test_start_and_stop_as_vdsm_does(running: Any) -> None:
     assert front.getKsmStats() == {}          # stopped: empty, no exception
 
 
+def test_vdsm_can_hand_over_its_modules(scene: Scene,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """An embedding program passes API and supervdsm in; nothing is imported."""
+    monkeypatch.setitem(sys.modules, "API", None)
+    monkeypatch.setitem(sys.modules, "supervdsm", None)
+    other = fakevdsm.FakeVdsm()
+    vm = other.add_vm(name="handed-over", vcpu_user_limit=50)
+    front = vdsm_plugin.create_mom({"mom": {"mode": "thread", "conf": scene.conf}},
+                                   api=other.api, supervdsm=other.supervdsm)
+    try:
+        wait_for(lambda: vm.vcpu_quota == 50000, what="vcpu limit via the handed-over API")
+        assert front.mom.hypervisor.snapshot_max_age == INTERVAL / 2
+        assert scene.vdsm.calls["getAllVmStats"] == 0
+    finally:
+        front.stop()
+
+
 def test_thread_mode_outside_vdsm_fails_to_start(scene: Scene,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "API", None)      # `import API` fails

@@ -221,22 +221,27 @@ class MomFront:
 class ThreadMomFront(MomFront):
     """MOM as threads of the calling process (VDSM's), started at once.
 
-    ``mom_factory`` builds the MOM (``mom.MOM`` by default); ``hypervisor``
-    is handed to it, so a test can run MOM over a fake VDSM.  MOM's own
-    start-up errors (bad mom.conf, VDSM's API module not importable) are
-    raised from the constructor.
+    MOM imports VDSM's ``API`` and ``supervdsm`` modules itself; VDSM may
+    hand them over instead (``api``, ``supervdsm``), or a ready
+    ``hypervisor``.  ``mom_factory`` builds the MOM (``mom.MOM`` by
+    default).  MOM's own start-up errors (bad mom.conf, VDSM's API module
+    not importable) are raised from the constructor.
     """
 
     mode = "thread"
 
     def __init__(self, conf: str = DEFAULT_CONF,
                  tuning_policy: str = DEFAULT_TUNING_POLICY, *,
-                 hypervisor: Any = None,
+                 hypervisor: Any = None, api: Any = None, supervdsm: Any = None,
                  mom_factory: Callable[..., Any] | None = None) -> None:
         super().__init__(tuning_policy)
         if mom_factory is None:
             import mom
             mom_factory = mom.MOM
+        if hypervisor is None and (api is not None or supervdsm is not None):
+            from mom import config as mom_config
+            from mom.hypervisor import vdsm
+            hypervisor = vdsm.create(mom_config.load(conf), api, supervdsm)
         self.mom = mom_factory(conf, hypervisor=hypervisor)
         self.mom.start()            # raises here if MOM cannot start
         # run() re-uses the started loops and watches them until shutdown().
@@ -348,21 +353,24 @@ class ProcessMomFront(MomFront):
                 log.debug("closing the MOM client failed", exc_info=True)
 
 
-def create_mom(vdsm_config: Any = None, *, hypervisor: Any = None,
+def create_mom(vdsm_config: Any = None, *, api: Any = None, supervdsm: Any = None,
+               hypervisor: Any = None,
                mom_factory: Callable[..., Any] | None = None) -> MomFront:
     """The front object for the mode ``[mom] mode`` of vdsm.conf names.
 
     Keys of ``[mom]``: ``mode`` (``process`` or ``thread``), ``conf``
     (MOM's config file, thread mode), ``tuning_policy`` (the policy
     ``setPolicyParameters`` rewrites), ``socket`` (process mode).
-    ``hypervisor`` / ``mom_factory`` are for tests (thread mode).
+    Thread mode only: ``api``/``supervdsm`` are VDSM's modules if VDSM
+    hands them over (else MOM imports them); ``hypervisor`` and
+    ``mom_factory`` are for tests.
     """
     mode = _option(vdsm_config, "mode", DEFAULT_MODE).lower()
     tuning_policy = _option(vdsm_config, "tuning_policy", DEFAULT_TUNING_POLICY)
     if mode == "thread":
         conf = _option(vdsm_config, "conf", DEFAULT_CONF)
-        return ThreadMomFront(conf, tuning_policy, hypervisor=hypervisor,
-                              mom_factory=mom_factory)
+        return ThreadMomFront(conf, tuning_policy, hypervisor=hypervisor, api=api,
+                              supervdsm=supervdsm, mom_factory=mom_factory)
     if mode == "process":
         socket_path = _option(vdsm_config, "socket", DEFAULT_SOCKET)
         return ProcessMomFront(socket_path, tuning_policy)

@@ -522,12 +522,15 @@ def _import_vdsm_module(name: str) -> Any:
             "or the libvirt interface elsewhere") from err
 
 
-def create(config: configparser.ConfigParser) -> VdsmHypervisor:
+def create(config: configparser.ConfigParser, api: Any = None,
+           supervdsm: Any = None) -> VdsmHypervisor:
     """Build the back-end for ``hypervisor-interface = vdsm``.
 
-    The snapshot is shared for at most half the shorter of the guest
-    intervals, so every collection cycle makes exactly one getAllVmStats.
-    I/O-tune policies are only fetched when a guest collector needs them.
+    ``api``/``supervdsm`` are VDSM's modules when the embedding program
+    hands them over; by default they are imported.  The snapshot is shared
+    for at most half the shorter of the guest intervals, so every
+    collection cycle makes exactly one getAllVmStats.  I/O-tune policies
+    are only fetched when a guest collector needs them.
     """
     intervals = []
     for key in ("guest-monitor-interval", "guest-manager-interval"):
@@ -541,4 +544,4 @@ def create(config: configparser.ConfigParser) -> VdsmHypervisor:
     except configparser.Error:
         guest_collectors = ""
     iotune = "iotune" in guest_collectors.lower()
-    return VdsmHypervisor(snapshot_max_age=max_age, iotune=iotune)
+    return VdsmHypervisor(api, supervdsm, snapshot_max_age=max_age, iotune=iotune)
