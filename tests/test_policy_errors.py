@@ -16,7 +16,8 @@ def error_of(text, name=None, **bindings):
 
 
 def test_undefined_symbol_names_it_and_its_place_with_a_suggestion():
-    err = error_of("(defvar balloonEnabled 1)\n(if 1\n    (+ 1 ballonEnabled) 0)", name="02-balloon")
+    text = "(defvar balloonEnabled 1)\n(if 1\n    (+ 1 ballonEnabled) 0)"
+    err = error_of(text, name="02-balloon")
     assert "undefined symbol 'ballonEnabled' at line 3 col 10" in str(err)
     assert "did you mean 'balloonEnabled'?" in str(err)
     assert (err.line, err.column, err.policy) == (3, 10, "02-balloon")

@@ -104,7 +104,8 @@ def test_not_arity_message():
 
 
 def test_min_max():
-    assert run("(min 3 1 2) (max 3 1 2) (min 4 9) (max 4 9) (max 5) (min -1)") == [1, 3, 4, 9, 5, -1]
+    assert run("(min 3 1 2) (max 3 1 2) (min 4 9) (max 4 9) (max 5) (min -1)") == \
+        [1, 3, 4, 9, 5, -1]
     assert run('(max "a" "b")') == ["b"]
 
 

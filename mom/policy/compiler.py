@@ -130,12 +130,20 @@ def _shadowed(nodes: list[Node], bound: Iterable[str]) -> frozenset[str]:
     return frozenset(names & (SPECIAL_FORMS | BUILTINS.keys()))
 
 
-def _defines_here(nodes: Iterable[Node]) -> bool:
-    """Whether a ``defvar`` runs directly in the scope these nodes run in.
+#: Give a scope no frame when nothing can be defined in it.  Only tests turn
+#: this off, to check that scopes with and without frames behave the same.
+FRAMELESS = True
+
+
+def _defines_here(nodes: Iterable[Node], shadowed: frozenset[str]) -> bool:
+    """Whether a ``defvar`` may run directly in the scope these nodes run in.
 
     Only such a scope needs a frame (a record of what it defined); the
-    bodies of ``let``, ``with`` and ``def`` are scopes of their own.
+    bodies of ``let``, ``with`` and ``def`` are scopes of their own (unless
+    the policy binds those names to something else).
     """
+    if not FRAMELESS:
+        return True
     stack = list(nodes)
     while stack:
         node = stack.pop()
@@ -144,9 +152,11 @@ def _defines_here(nodes: Iterable[Node]) -> bool:
         head = _head(node)
         if head == "defvar":
             return True
-        if head in ("let", "def", "defun"):
+        if head in shadowed:
+            pass
+        elif head in ("let", "def", "defun"):
             continue
-        if head == "with":
+        elif head == "with":
             stack.extend(node.items[1:2])
             continue
         stack.extend(node.items)
@@ -370,7 +380,8 @@ class _Compiler:
             template = ("obj = $0\n" + "".join(f"v{i} = ${i}\n" for i in range(1, n + 1))
                         + f"try:\n    return obj.{method}({values})\n"
                         "except PolicyError:\n    raise\n"
-                        f"except Exception as exc:\n    raise fail(obj, ({values}), exc) from exc\n")
+                        "except Exception as exc:\n"
+                        f"    raise fail(obj, ({values}), exc) from exc\n")
             return specialize(template, self.operands([target, *args]), form,
                               fail=fail, PolicyError=PolicyError)
         get_target = self.compile(target)
@@ -474,8 +485,9 @@ class _Compiler:
         def set_(env):
             v = value(env)
             if name not in env:
+                hint = suggest(name, variables(env)) or "define it with defvar first"
                 raise PolicyError(f"'{which}' of undefined variable '{name}'", line, col,
-                                  hint=suggest(name, variables(env)) or "define it with defvar first")
+                                  hint=hint)
             env[name] = v
             return v
         return set_
@@ -488,19 +500,21 @@ class _Compiler:
         name = self.plain_name(form.items[1])
         params_node = form.items[2]
         if name is None:
-            return self.error(form, f"'{which}' needs a function name, got {form.items[1].source()}")
+            return self.error(form, f"'{which}' needs a function name, "
+                                    f"got {form.items[1].source()}")
         if not isinstance(params_node, Form) or params_node.is_block:
             return self.error(form, f"'{which} {name}' needs a parameter list like (a b)")
         params = []
         for p in params_node.items:
             pname = self.plain_name(p)
             if pname is None:
-                return self.error(p, f"parameter of '{name}' must be a plain name, got {p.source()}")
+                return self.error(p, f"parameter of '{name}' must be a plain name, "
+                                     f"got {p.source()}")
             params.append(pname)
         body_nodes = form.items[3:]
         function = UserFunction(name, tuple(params), _sequence(self.compile_all(body_nodes)),
                                 form.line, form.col)
-        if _defines_here(body_nodes) or len(set(params)) != len(params):
+        if _defines_here(body_nodes, self.shadowed) or len(set(params)) != len(params):
             function.fast = -1
 
         def define(env):
@@ -519,12 +533,13 @@ class _Compiler:
         for b in bindings_node.items:
             if (not isinstance(b, Form) or b.is_block or len(b.items) != 2
                     or self.plain_name(b.items[0]) is None):
-                return self.error(b, f"a 'let' binding must look like (name value), got {b.source()}")
+                return self.error(b, "a 'let' binding must look like (name value), "
+                                     f"got {b.source()}")
             bindings.append((b.items[0].name, self.compile(b.items[1])))
         body = _sequence(self.compile_all(form.items[2:]))
         value_nodes = [b.items[1] for b in bindings_node.items]
 
-        if _defines_here([*value_nodes, *form.items[2:]]):
+        if _defines_here([*value_nodes, *form.items[2:]], self.shadowed):
             def let_with_frame(env):
                 outer = env[FRAME]
                 frame: dict[str, Any] = {}
@@ -581,7 +596,8 @@ class _Compiler:
             return bad
         item = self.plain_name(form.items[2])
         if item is None:
-            return self.error(form, f"'with' needs a plain item name, got {form.items[2].source()}")
+            return self.error(form, "'with' needs a plain item name, "
+                                    f"got {form.items[2].source()}")
         sequence = self.compile(form.items[1])
         body = _sequence(self.compile_all(form.items[3:]))
         source = form.items[1]
@@ -597,7 +613,7 @@ class _Compiler:
                                   f"{'nil' if seq is None else type(seq).__name__}",
                                   line, col) from None
 
-        if _defines_here(form.items[3:]):
+        if _defines_here(form.items[3:], self.shadowed):
             def with_frames(env):
                 iterator = elements(env)
                 outer = env[FRAME]

@@ -36,7 +36,14 @@ class Operand(NamedTuple):
         return self.kind != "code"
 
 
+#: Read simple operands inline.  Only tests turn this off, to check that
+#: fused and unfused closures give the same results.
+INLINE = True
+
+
 def operand(node: Node, compile_node: Callable[[Node], Code]) -> Operand:
+    if not INLINE:
+        return Operand("code", compile_node(node), None, node)
     if isinstance(node, Literal):
         return Operand("const", node.value, None, node)
     if isinstance(node, Symbol):
