@@ -147,6 +147,26 @@ def test_vdsm_can_hand_over_its_modules(scene: Scene,
         front.stop()
 
 
+def test_stop_is_bounded_when_a_vdsm_call_hangs(running: Any) -> None:
+    scene, start = running
+    scene.vdsm.add_vms(2)
+    front = start()
+    wait_for(lambda: len(front.mom.getActiveGuests()) == 2, what="guests managed")
+    calls = scene.vdsm.calls["getAllVmStats"]
+    release = scene.vdsm.hang("getAllVmStats")
+    try:
+        # the next call enters VDSM and never returns (counted once released)
+        time.sleep(3 * INTERVAL)
+        assert scene.vdsm.calls["getAllVmStats"] <= calls + 1
+        started = time.monotonic()
+        front.stop()
+        assert time.monotonic() - started < 5.0
+        assert not front.thread.is_alive()
+        assert front.getStatus() == "inactive"
+    finally:
+        release.set()
+
+
 def test_thread_mode_outside_vdsm_fails_to_start(scene: Scene,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "API", None)      # `import API` fails

@@ -31,6 +31,7 @@ import math
 import os
 import re
 import threading
+import time
 import xmlrpc.client
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -275,9 +276,12 @@ class ThreadMomFront(MomFront):
         return "active" if self.thread.is_alive() else "inactive"
 
     def stop(self) -> None:
-        """Shut MOM down; its thread ends within STOP_TIMEOUT seconds."""
+        """Shut MOM down; returns within STOP_TIMEOUT seconds, with the MOM
+        thread ended (a VDSM call that hangs keeps only its loop thread,
+        a daemon thread, until the call returns)."""
+        deadline = time.monotonic() + STOP_TIMEOUT
         self.mom.shutdown()
-        self.thread.join(STOP_TIMEOUT)
+        self.thread.join(max(0.0, deadline - time.monotonic()))
         if self.thread.is_alive():
             log.warning("MOM thread did not stop within %.0f s", STOP_TIMEOUT)
         else:

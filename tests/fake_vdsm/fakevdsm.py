@@ -139,6 +139,7 @@ class FakeVdsm:
         # Injected failures: (verb, vm id or None) -> reply dict or exception
         self._failures: dict[tuple[str, str | None], Any] = {}
         self._ghosts: set[str] = set()     # listed, but gone for any action
+        self._hangs: dict[str, threading.Event] = {}   # verb -> released when set
         self.api = SimpleNamespace(Global=lambda: _Global(self),
                                    VM=lambda vm_id: _VM(self, vm_id))
         self.supervdsm = SimpleNamespace(getProxy=lambda: _SuperVdsmProxy(self))
@@ -179,6 +180,19 @@ class FakeVdsm:
         """Make ``verb`` (for one VM, or for all) raise ``exc``."""
         with self.lock:
             self._failures[(verb, vm_id)] = exc or RuntimeError("injected exception")
+
+    def hang(self, verb: str) -> threading.Event:
+        """Make ``verb`` block (as a stuck libvirt call does) until the
+        returned event is set."""
+        release = threading.Event()
+        with self.lock:
+            self._hangs[verb] = release
+        return release
+
+    def _hold(self, verb: str) -> None:
+        release = self._hangs.get(verb)
+        if release is not None:
+            release.wait()
 
     def heal(self, verb: str | None = None, vm_id: str | None = None) -> None:
         with self.lock:
@@ -241,6 +255,7 @@ class _Global:
 
     def getAllVmStats(self) -> dict[str, Any]:
         fake = self._fake
+        fake._hold("getAllVmStats")
         with fake.lock:
             failed = fake._enter("getAllVmStats", None)
             if failed:
@@ -264,6 +279,7 @@ class _VM:
                     or ok(statsList=[self._vm().stats()]))
 
     def setBalloonTarget(self, target: Any) -> dict[str, Any]:
+        self._fake._hold("setBalloonTarget")
         with self._fake.lock:
             failed = self._fake._enter("setBalloonTarget", self._id, target)
             if failed:
