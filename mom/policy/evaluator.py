@@ -5,7 +5,8 @@ import re
 from typing import Any
 
 from mom.policy.compiler import Program, compile_policy
-from mom.policy.runtime import FUNCS, new_env, variables
+from mom.policy.errors import PolicyError
+from mom.policy.runtime import FRAME, FUNCS, new_env, variables
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]*\Z")
 
@@ -34,7 +35,13 @@ class Evaluator:
 
     def execute(self, program: Program) -> list[Any]:
         """Evaluate an already compiled program in this scope."""
-        return program.run(self._env)
+        try:
+            return program.run(self._env)
+        except PolicyError:
+            # Scopes close themselves on errors; only when Python's stack ran
+            # out can one stay open.  Go back to the global scope regardless.
+            self._env[FRAME] = None
+            raise
 
     def get(self, name: str, default: Any = None) -> Any:
         """The current global value of a variable."""

@@ -66,6 +66,9 @@ _EXPRESSIONS = {
     "code": "_o{i}(env)",
 }
 _FACTORIES: dict[tuple[str, tuple[str, ...], tuple[str, ...]], Callable[..., Code]] = {}
+#: Real policy sets need well under a hundred shapes; the bound only keeps
+#: a stream of odd method names from growing the cache for ever.
+_MAX_FACTORIES = 4096
 
 
 def _factory(template: str, kinds: tuple[str, ...], extra: tuple[str, ...]) -> Callable[..., Code]:
@@ -88,6 +91,8 @@ def _factory(template: str, kinds: tuple[str, ...], extra: tuple[str, ...]) -> C
               f"    return node\n")
     namespace: dict[str, Any] = {}
     exec(compile(source, "<policy fusion>", "exec"), namespace)  # noqa: S102 - our own template
+    if len(_FACTORIES) >= _MAX_FACTORIES:
+        _FACTORIES.clear()
     factory = _FACTORIES[key] = namespace["_factory"]
     return factory
 
