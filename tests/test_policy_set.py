@@ -184,3 +184,16 @@ def test_a_builtin_name_bound_in_one_policy_is_seen_by_calls_in_another():
     h = Entity({"name": "host"}, [{"x": 7}])
     ps = PolicySet({"a": '(defvar max Host.Stat)', "b": '(max "x")'})
     assert ps.evaluate(h, [])[1] == 7
+
+
+def test_evaluation_never_reads_text_again(monkeypatch):
+    from mom.policy import compiler, reader
+    ps = PolicySet({"p": "(def f (x) (* x 2)) (with Guests g (f g.x))"})
+    g = Entity({"name": "vm"}, [{"x": 4}])
+
+    def no_reading(text):
+        raise AssertionError("policy text read during evaluation")
+    monkeypatch.setattr(reader, "read", no_reading)
+    monkeypatch.setattr(compiler, "read", no_reading)
+    for _ in range(3):
+        assert ps.evaluate(host(), [g]) == ["f", [8]]
