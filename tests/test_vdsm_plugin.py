@@ -153,9 +153,12 @@ def test_get_ksm_stats_thread_mode(caplog: pytest.LogCaptureFixture) -> None:
     front = momif.create_mom({"mom": {"mode": "thread"}}, mom_factory=StubMOM)
     try:
         caplog.set_level(logging.WARNING, logger="vdsm.mom")
-        assert front.getKsmStats() == {}          # no KSM sample yet
+        assert front.getKsmStats() == {}          # no host sample yet: quiet
+        assert caplog.records == []
+        front.mom.host = {"mem_free": 1}          # a host sample without KSM
         assert front.getKsmStats() == {}
-        assert len(caplog.records) == 1
+        assert front.getKsmStats() == {}
+        assert len(caplog.records) == 1 and "HostKSM" in caplog.records[0].getMessage()
         front.mom.host = {"ksm_run": 1, "ksm_pages_to_scan": 100,
                           "ksm_merge_across_nodes": 1, "ksm_pages_sharing": 256,
                           "ksmd_cpu_usage": 3}

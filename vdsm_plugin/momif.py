@@ -184,10 +184,13 @@ class MomFront:
         stats = self._statistics()
         if stats is None:
             return {}
-        result = ksm_stats(stats.get("host") or {})
-        if not result:
-            self._warn_once("ksm-missing", "MOM reports no KSM statistics yet "
-                            "(is HostKSM among the host collectors?)")
+        host = stats.get("host") or {}
+        result = ksm_stats(host)
+        if not host:
+            log.debug("MOM has no host statistics yet")       # just started
+        elif not result:
+            self._warn_once("ksm-missing", "MOM's host statistics lack KSM's "
+                            "(is HostKSM among the [host] collectors of MOM's config?)")
         else:
             self._clear("ksm-missing")
         return result
