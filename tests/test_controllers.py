@@ -82,10 +82,13 @@ def test_balloon_vanished_guest_logged_once(caplog):
             controller.process(host(), [guest("a", controls={"balloon_target": 500}),
                                         guest("b", controls={"balloon_target": 500})])
     assert len(hv.calls_to("set_balloon_target")) == 6
-    loud = [r for r in caplog.records if r.levelno >= logging.INFO]
+    loud = [r for r in caplog.records if r.levelno >= logging.INFO and "cannot" in r.getMessage()]
     assert [r.getMessage() for r in loud] == [
         "guest vm-a (a): cannot set the balloon target, the guest is gone: guest a is gone"]
     assert loud[0].levelno == logging.INFO
+    # The guest that is there gets its change reported at INFO, every time it changes.
+    changes = [r.getMessage() for r in caplog.records if "balloon None -> 500" in r.getMessage()]
+    assert changes == ["guest vm-b (b): balloon None -> 500 KiB"] * 3
 
 
 def test_balloon_repeated_error_logged_again_after_recovery(caplog):

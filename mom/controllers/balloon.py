@@ -31,11 +31,11 @@ class Balloon(Controller):
                     raise ValueError(f"balloon_target {target!r} is not positive")
                 if target_kib == guest.balloon_cur:
                     continue
-                log.info("%s: balloon %s -> %d KiB", guest_label(guest),
-                         guest.balloon_cur, target_kib)
                 self.ctx.hypervisor.set_balloon_target(gid, target_kib)
             except Exception as e:   # one guest's failure must not stop the rest
                 self._failures.failed(gid, guest_label(guest), e)
             else:
+                log.info("%s: balloon %s -> %d KiB", guest_label(guest),
+                         guest.balloon_cur, target_kib)
                 self._failures.succeeded(gid)
         self._failures.prune(guest_id(g) for g in guests)
