@@ -48,7 +48,7 @@ class GuestManager:
         self._lock = threading.Lock()
         self._next_discovery = 0.0
         self._next_collection = 0.0
-        self._failing: set[str] = set()       # hypervisor calls now failing
+        self._outage: str | None = None       # the failing call, while the hypervisor fails
 
     # -- the loop --------------------------------------------------------
     def step(self) -> None:
@@ -68,7 +68,7 @@ class GuestManager:
         except HypervisorError as err:
             self._trouble("list_guests", err)
             return
-        self._fine("list_guests")
+        self._fine()
         with self._lock:
             known = dict(self._guests)
         for guest_id in known.keys() - running.keys():
@@ -107,23 +107,29 @@ class GuestManager:
         try:
             snapshot = self.hypervisor.guest_stats()
         except HypervisorError as err:
+            # One warning for the outage, none per guest: the guests are
+            # left out of evaluation until the hypervisor answers again.
             self._trouble("guest_stats", err)
-            snapshot = {}
-        else:
-            self._fine("guest_stats")
+            for guest in guests:
+                guest.monitor.invalidate()
+            return
+        self._fine()
         for guest in guests:
             guest.ctx.snapshot = snapshot.get(guest.info.id)
             guest.monitor.collect()
 
     def _trouble(self, call: str, err: Exception) -> None:
-        if call not in self._failing:
-            log.warning("hypervisor %s failed: %s (will retry every cycle)", call, err)
-            self._failing.add(call)
+        if self._outage is None:
+            log.warning("hypervisor %s failed: %s; guests are left out of policy "
+                        "evaluation until it answers (retried every cycle)", call, err)
+            self._outage = call
+        else:
+            log.debug("hypervisor %s failed again: %s", call, err)
 
-    def _fine(self, call: str) -> None:
-        if call in self._failing:
-            log.info("hypervisor %s works again", call)
-            self._failing.discard(call)
+    def _fine(self) -> None:
+        if self._outage is not None:
+            log.info("hypervisor answers again")
+            self._outage = None
 
     # -- what the policy engine and the API read --------------------------
     def entities(self) -> list[Entity]:

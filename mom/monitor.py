@@ -74,6 +74,12 @@ class Monitor:
         self._problem = problem
         return False
 
+    def invalidate(self) -> None:
+        """Leave the entity out until the next successful collection, quietly:
+        the caller has logged why (e.g. the hypervisor is down)."""
+        with self._lock:
+            self.ready = False
+
     def latest(self) -> dict[str, Any] | None:
         with self._lock:
             return dict(self.history[-1]) if self.history else None

@@ -19,7 +19,7 @@ from fake_hypervisor import FakeHypervisor  # noqa: E402
 
 import mom  # noqa: E402
 from mom.collectors.base import Collector  # noqa: E402
-from mom.hypervisor.base import GuestInfo  # noqa: E402
+from mom.hypervisor.base import GuestInfo, HypervisorError  # noqa: E402
 
 GiB = 1024 * 1024  # KiB
 INTERVAL = "0.05"
@@ -354,3 +354,20 @@ def test_plot_dir_gets_one_file_per_entity(host, tmp_path, running):
     assert "mem_free" in header and "ksm_run" in header
     assert "balloon_cur" in (run_dir / "vm0.dat").read_text().splitlines()[0]
     instance.shutdown()
+
+
+def test_a_hypervisor_outage_is_one_warning_and_guests_come_back(host, running, caplog):
+    hv = make_hypervisor(20)
+    instance = running(hv, BALLOON_POLICY)
+    wait_for(lambda: len(instance.getActiveGuests()) == 20, what="all guests")
+    caplog.clear()
+    hv.fail("guest_stats", HypervisorError("connection refused"))
+    hv.fail("list_guests", HypervisorError("connection refused"))
+    wait_for(lambda: instance.getActiveGuests() == [], what="guests left out")
+    time.sleep(0.3)
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1, [r.getMessage() for r in warnings]
+    assert "connection refused" in warnings[0].getMessage()
+    hv.clear_failures()
+    wait_for(lambda: len(instance.getActiveGuests()) == 20, what="guests back")
+    assert "hypervisor answers again" in caplog.text
