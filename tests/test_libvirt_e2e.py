@@ -23,15 +23,14 @@ import re
 import shutil
 import subprocess
 import tempfile
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 libvirt = pytest.importorskip("libvirt")
 
+from waiting import wait_for  # noqa: E402
 from mom.hypervisor.base import GuestGoneError  # noqa: E402
 from mom.hypervisor.libvirt import LibvirtHypervisor  # noqa: E402
 
@@ -200,15 +199,6 @@ def _cgroup_dirs() -> set[str]:
         glob.glob("/sys/fs/cgroup/*/machine*/**/", recursive=True))
 
 
-def _wait_for(what: str, probe: Callable[[], Any], timeout: float) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.1)
 
 
 @pytest.fixture(scope="module")
@@ -251,9 +241,8 @@ def test_e2e_real_guest_stats_and_balloon(embed_root: Path) -> None:
                                      str(serial)), 0)
     try:
         guest_id = dom.UUIDString()
-        _wait_for("the guest's ready marker",
-                  lambda: serial.exists() and READY in serial.read_text(errors="replace"),
-                  60)
+        wait_for(lambda: serial.exists() and READY in serial.read_text(errors="replace"),
+                 60, "the guest's ready marker", poll=0.1)
 
         guests = {g.id: g for g in hv.list_guests()}   # sets stats period 1
         assert guests[guest_id].name == "mom-e2e"
@@ -262,9 +251,8 @@ def test_e2e_real_guest_stats_and_balloon(embed_root: Path) -> None:
         assert b"qemu" in Path(f"/proc/{pid}/cmdline").read_bytes()
         assert "<stats period='1'/>" in dom.XMLDesc(0)
 
-        stats = _wait_for("guest memory stats",
-                          lambda: hv.guest_stats().get(guest_id, {}).get("memory")
-                          and hv.guest_stats()[guest_id], 15)
+        stats = wait_for(lambda: hv.guest_stats().get(guest_id, {}).get("memory")
+                         and hv.guest_stats()[guest_id], 15, "guest memory stats", poll=0.1)
         assert stats["balloon"] == {"balloon_cur": GUEST_KIB,
                                     "balloon_max": GUEST_KIB, "balloon_min": 0}
         memory = stats["memory"]
@@ -280,12 +268,12 @@ def test_e2e_real_guest_stats_and_balloon(embed_root: Path) -> None:
             return s if ok else None
 
         hv.set_balloon_target(guest_id, GUEST_KIB // 2)
-        shrunk = _wait_for("the balloon to inflate", lambda: balloon_at(GUEST_KIB // 2), 15)
+        shrunk = wait_for(lambda: balloon_at(GUEST_KIB // 2), 15, "the balloon to inflate",
+                          poll=0.1)
         assert shrunk["memory"]["mem_available"] < memory["mem_available"]
         hv.set_balloon_target(guest_id, GUEST_KIB)
-        _wait_for("the balloon to deflate",
-                  lambda: hv.guest_stats()[guest_id]["memory"]["mem_available"]
-                  > GUEST_KIB * 3 // 4, 15)
+        wait_for(lambda: hv.guest_stats()[guest_id]["memory"]["mem_available"]
+                 > GUEST_KIB * 3 // 4, 15, "the balloon to deflate", poll=0.1)
 
         hv.set_vcpu_tune(guest_id, quota=50000, period=100000)
         sched = dom.schedulerParameters()

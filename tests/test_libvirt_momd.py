@@ -4,27 +4,19 @@ the domain, its bulk stats reach getStatistics(), and a policy's balloon
 target reaches the domain through the Balloon controller."""
 from __future__ import annotations
 
-import time
 import uuid
 
 import pytest
 
 libvirt = pytest.importorskip("libvirt")
 
+from waiting import wait_for
 from mom import MOM  # noqa: E402
 from mom.hypervisor.libvirt import LibvirtHypervisor  # noqa: E402
 
 URI = "test:///default"
 
 
-def wait_for(probe, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = probe()
-        if value:
-            return value
-        time.sleep(0.05)
-    return probe()
 
 
 @pytest.fixture

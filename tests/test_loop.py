@@ -2,16 +2,10 @@
 import threading
 import time
 
+from waiting import wait_for
 from mom.loop import Loop
 
 
-def wait_for(predicate, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return False
 
 
 def test_a_failing_step_is_logged_and_the_loop_goes_on(caplog):

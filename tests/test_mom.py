@@ -17,6 +17,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "fake_vdsm"))
 import fakehost  # noqa: E402
 from fake_hypervisor import FakeHypervisor  # noqa: E402
 
+from waiting import wait_for  # noqa: E402
 import mom  # noqa: E402
 from mom.collectors.base import Collector  # noqa: E402
 from mom.hypervisor.base import GuestInfo, HypervisorError  # noqa: E402
@@ -40,15 +41,6 @@ KSM_POLICY = """
 """
 
 
-def wait_for(condition, timeout=5.0, what=""):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what or condition}")
-        time.sleep(0.02)
 
 
 def guest_stats(cur=2 * GiB, max_=4 * GiB, min_=GiB):

@@ -9,7 +9,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +23,7 @@ import fakehost  # noqa: E402
 import fakevdsm  # noqa: E402
 
 import vdsm_plugin  # noqa: E402
+from waiting import wait_for  # noqa: E402
 from mom.hypervisor.base import HypervisorError  # noqa: E402
 from vdsm_plugin import momif  # noqa: E402
 
@@ -31,15 +32,6 @@ MiB = 1024
 INTERVAL = 0.05
 
 
-def wait_for(condition: Callable[[], Any], timeout: float = 5.0, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what or condition}")
-        time.sleep(0.02)
 
 
 def write_conf(path: str, host: fakehost.FakeHost, **main: str) -> str:
