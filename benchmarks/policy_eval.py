@@ -80,8 +80,8 @@ def guest_entity(rng: random.Random, index: int) -> Entity:
 def time_parse(policies: dict[str, str], repeat: int) -> tuple[float, float]:
     """Seconds to read+compile every policy: the first time, and the best of ``repeat``.
 
-    The first compile in a process also generates the fused closure shapes
-    the set needs (see mom/policy/fusion.py); later compiles reuse them.
+    The first time is what MOM pays at start-up (it compiles each policy
+    once); it runs on a cold interpreter, so it is a little slower.
     """
     times = []
     for _ in range(repeat):

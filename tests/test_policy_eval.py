@@ -238,6 +238,10 @@ def test_repeated_parameter_name_takes_the_last_argument():
     assert run("(def f (a a) a) (f 1 2)") == ["f", 2]
 
 
+def test_repeated_parameter_name_gets_its_outer_value_back():
+    assert run("(defvar a 0) (def f (a a) a) (f 1 2) a") == [0, "f", 2, 0]
+
+
 def test_function_with_many_parameters():
     assert run("(def f (a b c d e) (+ a (+ b (+ c (+ d e))))) (f 1 2 3 4 5)") == ["f", 15]
 
@@ -307,6 +311,11 @@ def test_with_over_a_dotted_name():
 def test_with_item_scope_is_new_for_each_element():
     assert run("(with L x { (defvar seen x) seen })", L=[1, 2]) == [[1, 2]]
     fails("(with L x x) x", "undefined symbol 'x'", L=[1])
+
+
+def test_with_forgets_what_each_element_defined():
+    fails("(with L x (defvar seen x)) seen", "undefined symbol 'seen'", L=[1, 2])
+    assert run("(defvar seen 0) (with L x (defvar seen x)) seen", L=[1, 2]) == [0, [1, 2], 0]
 
 
 def test_with_restores_an_outer_variable_of_the_same_name():

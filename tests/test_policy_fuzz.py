@@ -67,6 +67,8 @@ def forms(children):
         return f"({head} {' '.join(args)})"
     return st.one_of(
         st.builds(call, st.sampled_from(CALLABLES), st.lists(children, max_size=3)),
+        st.builds(lambda x: f"(f {x})", children),          # the arity of PRELUDE's f
+        st.builds(lambda x, y: f"(g2 {x} {y})", children, children),
         st.builds(lambda n, v: f"(defvar {n} {v})", st.sampled_from(VARIABLES), children),
         st.builds(lambda w, n, v: f"({w} {n} {v})", st.sampled_from(["set", "setq"]),
                   st.sampled_from(VARIABLES + ["Host.x"]), children),
@@ -121,29 +123,40 @@ def test_random_programs_run_or_raise_policy_error(text):
     assert ev.get("L") == [1, 0, "s"] and ev.get("T") == "ab"
 
 
-def outcome(text):
-    """What running ``text`` does: its values and controls, or its error."""
+# Functions of one and two parameters, defined up front so that calls of
+# them run more often than random definitions alone would make them.
+PRELUDE = "(def f (a) (+ a 1))\n(def g2 (b c) (if b c 0))\n"
+
+
+def outcome(program):
+    """What running a compiled program does: its values and controls, or its error."""
     ev = evaluator()
     try:
-        values = ev.run(text)
+        values = ev.execute(program)
     except PolicyError as error:
-        return ("error", str(error))
+        return ("error", str(error), repr(ev.variables))
     host, guest = ev.get("Host"), ev.get("g")
-    return ("ok", repr(values), host.controls, guest.controls, dict(host._variables))
+    return ("ok", repr(values), repr(ev.variables), host.controls, guest.controls,
+            dict(host._variables))
 
 
 @FUZZ
 @given(programs)
-def test_optimised_closures_behave_like_plain_ones(text):
-    """The two speed-ups change nothing: operands read inline (fusion.py) and
-    scopes without frames give exactly what plain closures and frames give."""
-    from mom.policy import compiler, fusion
-    fused = outcome(text)
-    fusion.INLINE = compiler.FRAMELESS = False
+def test_scopes_without_frames_behave_like_scopes_with_frames(text):
+    """Calls and loops whose body has no defvar skip the frame (see
+    compiler._has_defvar); giving every scope a frame changes nothing.  And a
+    compiled program is reusable: a second run does exactly what the first did."""
+    from mom.policy import compiler
+    text = PRELUDE + text
+    bound = evaluator().variables
+    program = compile_policy(text, "fuzz", bound=bound)
+    has_defvar = compiler._has_defvar
+    compiler._has_defvar = lambda nodes: True
     try:
-        plain = outcome(text)
+        framed = compile_policy(text, "fuzz", bound=bound)
     finally:
-        fusion.INLINE = compiler.FRAMELESS = True
-    if "recursion" in str(fused) or "recursion" in str(plain):
-        return              # where the stack runs out differs; both are errors
-    assert fused == plain
+        compiler._has_defvar = has_defvar
+    first, again, with_frames = outcome(program), outcome(program), outcome(framed)
+    if any("recursion" in str(o) for o in (first, again, with_frames)):
+        return              # where the stack runs out differs; all are errors
+    assert first == again == with_frames

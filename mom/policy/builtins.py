@@ -1,25 +1,25 @@
 """The built-in functions and operators, with their arities.
 
-Each entry builds the closure for one call site from the call's operands
-(see :mod:`mom.policy.fusion`), so ``(+ guest.balloon_cur 10)`` becomes one
-closure doing one attribute read and one addition, with no lookup of ``+``
-at run time.  A Python error in the operation (adding a number to a string,
-comparing nil with a number) becomes a PolicyError naming the call and its
-place.
+Each entry builds the closure for one call site from the closures of the
+call's operands, so ``(+ guest.balloon_cur 10)`` becomes one closure that
+evaluates its two operands and adds them, with no lookup of ``+`` at run
+time.  Every operand is evaluated, left to right, before the operation.  A
+Python error in the operation (adding a number to a string, comparing nil
+with a number) becomes a PolicyError naming the call and its place.
 """
 from __future__ import annotations
 
 import logging
+import operator
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from mom.policy.fusion import Operand, specialize
 from mom.policy.reader import Node
-from mom.policy.runtime import Code, failure, is_empty, show
+from mom.policy.runtime import Code, Env, failure, is_empty, show
 
 log = logging.getLogger("mom.policy")
 
-Build = Callable[[list[Operand], Node], Code]
+Build = Callable[[list[Code], Node], Code]
 
 
 class Builtin(NamedTuple):
@@ -29,94 +29,127 @@ class Builtin(NamedTuple):
     build: Build
 
 
-def _fail(name: str, node: Node) -> Callable[[tuple[Any, ...], BaseException], Exception]:
-    return lambda values, exc: failure(name, values, exc, node.line, node.col)
+def arguments(codes: list[Code]) -> Callable[[Env], tuple[Any, ...]]:
+    """A closure evaluating ``codes`` in order into a tuple of values.
+
+    Written out for the usual small counts: a list comprehension costs
+    more than the calls it makes.
+    """
+    if not codes:
+        return lambda env: ()
+    if len(codes) == 1:
+        (a,) = codes
+        return lambda env: (a(env),)
+    if len(codes) == 2:
+        a, b = codes
+        return lambda env: (a(env), b(env))
+    if len(codes) == 3:
+        a, b, c = codes
+        return lambda env: (a(env), b(env), c(env))
+    return lambda env: tuple([code(env) for code in codes])
 
 
-def _evaluate_all(count: int) -> str:
-    """Template lines that evaluate every operand, in order, into v0, v1, ..."""
-    return "".join(f"v{i} = ${i}\n" for i in range(count))
+def _binary(symbol: str, op: Callable[[Any, Any], Any]) -> Build:
+    def build(codes: list[Code], node: Node) -> Code:
+        a, b = codes
+        line, col = node.line, node.col
 
-
-def _values(count: int) -> str:
-    return ", ".join(f"v{i}" for i in range(count))
-
-
-def _binary(symbol: str) -> Build:
-    template = (f"x = $0\ny = $1\n"
-                f"try:\n    return x {symbol} y\n"
-                f"except Exception as exc:\n    raise fail((x, y), exc) from exc\n")
-
-    def build(operands: list[Operand], node: Node) -> Code:
-        return specialize(template, operands, node, fail=_fail(symbol, node))
+        def binary(env):
+            x = a(env)
+            y = b(env)
+            try:
+                return op(x, y)
+            except Exception as exc:
+                raise failure(symbol, (x, y), exc, line, col) from exc
+        return binary
     return build
 
 
-def _logic(word: str) -> Build:
-    # Every operand is evaluated before the deciding one is picked, as in
-    # the original engine (no short circuit); the pick is Python's.
-    def build(operands: list[Operand], node: Node) -> Code:
-        n = len(operands)
-        template = _evaluate_all(n) + "return " + f" {word} ".join(f"v{i}" for i in range(n))
-        return specialize(template, operands, node)
+def _unary(name: str, op: Callable[[Any], Any]) -> Build:
+    def build(codes: list[Code], node: Node) -> Code:
+        (a,) = codes
+
+        def unary(env):
+            x = a(env)
+            try:
+                return op(x)
+            except Exception as exc:
+                raise failure(name, (x,), exc, node.line, node.col) from exc
+        return unary
     return build
 
 
-def _not(operands: list[Operand], node: Node) -> Code:
-    return specialize("return not $0", operands, node)
-
-
-def _extreme(name: str) -> Build:
-    def build(operands: list[Operand], node: Node) -> Code:
-        n = len(operands)
-        if n == 1:                     # (max x) is x, whatever x is
-            return specialize("return $0", operands, node)
-        template = (_evaluate_all(n) + f"try:\n    return {name}({_values(n)})\n"
-                    f"except Exception as exc:\n    raise fail(({_values(n)},), exc) from exc\n")
-        return specialize(template, operands, node, fail=_fail(name, node))
+def _on_values(fn: Callable[[tuple[Any, ...], Node], Any]) -> Build:
+    """Evaluate every operand, then apply ``fn`` to the tuple of their values."""
+    def build(codes: list[Code], node: Node) -> Code:
+        values = arguments(codes)
+        return lambda env: fn(values(env), node)
     return build
 
 
-def _null(operands: list[Operand], node: Node) -> Code:
-    n = len(operands)
-    test = " and ".join(f"is_empty(v{i})" for i in range(n)) or "True"
-    return specialize(_evaluate_all(n) + f"return {test}", operands, node, is_empty=is_empty)
+# ``and``/``or`` evaluate every operand before picking the deciding one, as
+# the original engine did (no short circuit); the pick is Python's.
+def _and(values: tuple[Any, ...], node: Node) -> Any:
+    for value in values:
+        if not value:
+            return value
+    return value
 
 
-def _valid(operands: list[Operand], node: Node) -> Code:
-    n = len(operands)
-    test = " and ".join(f"v{i} is not None" for i in range(n)) or "True"
-    return specialize(_evaluate_all(n) + f"return {test}", operands, node)
+def _or(values: tuple[Any, ...], node: Node) -> Any:
+    for value in values:
+        if value:
+            return value
+    return value
 
 
-def _abs(operands: list[Operand], node: Node) -> Code:
-    template = ("x = $0\ntry:\n    return abs(x)\n"
-                "except Exception as exc:\n    raise fail((x,), exc) from exc\n")
-    return specialize(template, operands, node, fail=_fail("abs", node))
+def _extreme(name: str, fn: Callable[..., Any]) -> Callable[[tuple[Any, ...], Node], Any]:
+    def extreme(values: tuple[Any, ...], node: Node) -> Any:
+        if len(values) == 1:           # (max x) is x, whatever x is
+            return values[0]
+        try:
+            return fn(values)
+        except Exception as exc:
+            raise failure(name, values, exc, node.line, node.col) from exc
+    return extreme
 
 
-def _debug(operands: list[Operand], node: Node) -> Code:
-    def debug(values: list[Any]) -> Any:
-        if log.isEnabledFor(logging.DEBUG):
-            log.debug("debug (line %d): %s", node.line, " ".join(show(v, 200) for v in values))
-        return values[-1]
-    n = len(operands)
-    return specialize(_evaluate_all(n) + f"return debug([{_values(n)}])", operands, node,
-                      debug=debug)
+def _null(values: tuple[Any, ...], node: Node) -> bool:
+    for value in values:
+        if not is_empty(value):
+            return False
+    return True
 
 
+def _valid(values: tuple[Any, ...], node: Node) -> bool:
+    for value in values:
+        if value is None:
+            return False
+    return True
+
+
+def _debug(values: tuple[Any, ...], node: Node) -> Any:
+    if log.isEnabledFor(logging.DEBUG):
+        log.debug("debug (line %d): %s", node.line, " ".join(show(v, 200) for v in values))
+    return values[-1]
+
+
+_OPERATORS = {
+    "+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv,
+    "<": operator.lt, ">": operator.gt, "<=": operator.le, ">=": operator.ge,
+    "==": operator.eq, "!=": operator.ne, "<<": operator.lshift, ">>": operator.rshift,
+}
 BUILTINS: dict[str, Builtin] = {
-    symbol: Builtin(symbol, 2, 2, _binary(symbol))
-    for symbol in ("+", "-", "*", "/", "<", ">", "<=", ">=", "==", "!=", "<<", ">>")
+    symbol: Builtin(symbol, 2, 2, _binary(symbol, op)) for symbol, op in _OPERATORS.items()
 }
 BUILTINS.update({
-    "and": Builtin("and", 1, None, _logic("and")),
-    "or": Builtin("or", 1, None, _logic("or")),
-    "not": Builtin("not", 1, 1, _not),
-    "min": Builtin("min", 1, None, _extreme("min")),
-    "max": Builtin("max", 1, None, _extreme("max")),
-    "null": Builtin("null", 0, None, _null),
-    "valid": Builtin("valid", 0, None, _valid),
-    "abs": Builtin("abs", 1, 1, _abs),
-    "debug": Builtin("debug", 1, None, _debug),
+    "and": Builtin("and", 1, None, _on_values(_and)),
+    "or": Builtin("or", 1, None, _on_values(_or)),
+    "not": Builtin("not", 1, 1, _unary("not", operator.not_)),
+    "min": Builtin("min", 1, None, _on_values(_extreme("min", min))),
+    "max": Builtin("max", 1, None, _on_values(_extreme("max", max))),
+    "null": Builtin("null", 0, None, _on_values(_null)),
+    "valid": Builtin("valid", 0, None, _on_values(_valid)),
+    "abs": Builtin("abs", 1, 1, _unary("abs", abs)),
+    "debug": Builtin("debug", 1, None, _on_values(_debug)),
 })

@@ -1,11 +1,12 @@
 """Compiling the node tree into Python closures, once.
 
-Each node becomes a closure ``code(env) -> value``.  Special forms read like
-the language page: ``if`` picks a branch, ``let`` opens a scope, and so on.
-After compilation nothing looks at text or nodes again; evaluating a policy
-is calling its closures with an environment (see :mod:`mom.policy.runtime`
-for the scope rules and :mod:`mom.policy.fusion` for how calls with simple
-operands become a single closure).
+Each node becomes a closure ``code(env) -> value``, in the manner of
+Norvig's lis.py: a constant becomes a closure returning it, a call a
+closure that calls its operands' closures and then the operation, and each
+special form reads like the language page (``if`` picks a branch, ``let``
+opens a scope, and so on).  After compilation nothing looks at text or
+nodes again; evaluating a policy is calling its closures with an
+environment (see :mod:`mom.policy.runtime` for the scope rules).
 
 A mistake that the original engine only noticed when the code ran (a wrong
 number of arguments, ``set`` on a dotted name, an ``if`` without an else)
@@ -18,13 +19,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from mom.policy.builtins import BUILTINS
+from mom.policy.builtins import BUILTINS, arguments
 from mom.policy.errors import PolicyError
-from mom.policy.fusion import Operand, is_identifier, operand, specialize
 from mom.policy.reader import Form, Literal, Node, Symbol, read
 from mom.policy.runtime import (FRAME, FUNCS, MISSING, Code, Env, UserFunction,
-                                arity_text, bind_in_frame, close_frame, failure,
-                                show, suggest, variables)
+                                arity_text, close_frame, failure, show, suggest,
+                                variables)
 
 SPECIAL_FORMS = frozenset({"defvar", "set", "setq", "def", "defun", "let", "if", "with"})
 _BINDERS = frozenset({"defvar", "set", "setq"})
@@ -130,63 +130,36 @@ def _shadowed(nodes: list[Node], bound: Iterable[str]) -> frozenset[str]:
     return frozenset(names & (SPECIAL_FORMS | BUILTINS.keys()))
 
 
-#: Give a scope no frame when nothing can be defined in it.  Only tests turn
-#: this off, to check that scopes with and without frames behave the same.
-FRAMELESS = True
+def _has_defvar(nodes: Iterable[Node]) -> bool:
+    """Whether a ``defvar`` appears anywhere in these nodes.
 
-
-def _defines_here(nodes: Iterable[Node], shadowed: frozenset[str]) -> bool:
-    """Whether a ``defvar`` may run directly in the scope these nodes run in.
-
-    Only such a scope needs a frame (a record of what it defined); the
-    bodies of ``let``, ``with`` and ``def`` are scopes of their own (unless
-    the policy binds those names to something else).
+    Only a scope whose body has one needs a frame (a record of what the
+    scope defined); counting nested scopes' ``defvar`` too errs on the
+    safe side.
     """
-    if not FRAMELESS:
-        return True
     stack = list(nodes)
     while stack:
         node = stack.pop()
-        if not isinstance(node, Form):
-            continue
-        head = _head(node)
-        if head == "defvar":
+        if isinstance(node, Form):
+            stack.extend(node.items)
+        elif isinstance(node, Symbol) and node.name == "defvar":
             return True
-        if head in shadowed:
-            pass
-        elif head in ("let", "def", "defun"):
-            continue
-        elif head == "with":
-            stack.extend(node.items[1:2])
-            continue
-        stack.extend(node.items)
     return False
-
-
-def _constant(value: Any) -> Code:
-    return lambda env: value
 
 
 def _sequence(codes: list[Code]) -> Code:
     """Run each in order, yield the last (nil when there are none)."""
     if not codes:
-        return _constant(None)
-    if len(codes) == 1:
-        return codes[0]
-    if len(codes) == 2:
-        first, second = codes
-
-        def seq2(env):
-            first(env)
-            return second(env)
-        return seq2
+        return lambda env: None
     *init, last = codes
+    if not init:
+        return last
 
-    def seq(env):
+    def sequence(env):
         for code in init:
             code(env)
         return last(env)
-    return seq
+    return sequence
 
 
 def _undefined(name: str, env: Env, line: int, col: int) -> PolicyError:
@@ -194,12 +167,7 @@ def _undefined(name: str, env: Env, line: int, col: int) -> PolicyError:
                        hint=suggest(name, variables(env)))
 
 
-def _not_callable(name: str, value: Any, line: int, col: int) -> PolicyError:
-    what = "nil" if value is None else f"{show(value)}, not a function"
-    return PolicyError(f"'{name}' is {what}; it cannot be called", line, col)
-
-
-def _call_python(fn: Callable[..., Any], name: str, args: list[Any],
+def _call_python(fn: Callable[..., Any], name: str, args: tuple[Any, ...],
                  line: int, col: int) -> Any:
     try:
         return fn(*args)
@@ -207,52 +175,6 @@ def _call_python(fn: Callable[..., Any], name: str, args: list[Any],
         raise
     except Exception as exc:
         raise failure(name, args, exc, line, col) from exc
-
-
-def _restore(env: Env, saved: list[tuple[str, Any]]) -> None:
-    """Undo bindings made without a frame, latest first."""
-    for name, old in reversed(saved):
-        if old is MISSING:
-            env.pop(name, None)
-        else:
-            env[name] = old
-
-
-# A call of a user function with up to this many arguments gets a fused closure.
-_FUSED_CALL_ARGS = 3
-
-
-def _user_call_template(count: int) -> str:
-    """The fast path of a user function call: bind, run the body, unbind.
-
-    ``function.fast`` equals the arity only for functions whose body
-    defines nothing in its own scope and whose parameters are distinct;
-    those need no frame, just the old values of their parameters.
-    """
-    v = [f"v{i}" for i in range(count)]
-    p = [f"p{i}" for i in range(count)]
-    o = [f"o{i}" for i in range(count)]
-    lines = [f"v{i} = ${i}" for i in range(count)]
-    lines += [
-        "function = env[FUNCS].get(name)",
-        f"if function is None or function.fast != {count} or name in env:",
-        f"    return slow(env, [{', '.join(v)}])",
-    ]
-    if count:
-        lines.append(f"{', '.join(p)}, = function.params")
-    lines += [f"{o[i]} = env.get({p[i]}, MISSING)" for i in range(count)]
-    lines += [f"env[{p[i]}] = {v[i]}" for i in range(count)]
-    lines += ["try:", "    return function.body(env)",
-              "except RecursionError:", "    raise recursion() from None"]
-    if count:
-        lines.append("finally:")
-        for i in range(count):
-            lines += [f"    if {o[i]} is MISSING:", f"        env.pop({p[i]}, None)",
-                      "    else:", f"        env[{p[i]}] = {o[i]}"]
-    return "\n".join(lines)
-
-
-_USER_CALL_TEMPLATES = [_user_call_template(n) for n in range(_FUSED_CALL_ARGS + 1)]
 
 
 class _Compiler:
@@ -274,12 +196,6 @@ class _Compiler:
             raise PolicyError(reason, node.line, node.col, hint=hint)
         return fail
 
-    def plain_name(self, node: Node) -> str | None:
-        """The name of a plain (undotted) symbol, else None."""
-        if isinstance(node, Symbol) and not node.dotted:
-            return node.name
-        return None
-
     def arity(self, form: Form, name: str, low: int, high: int | None,
               what: str | None = None) -> Code | None:
         got = len(form.items) - 1
@@ -287,38 +203,53 @@ class _Compiler:
             return self.error(form, arity_text(name, low, high, got, what))
         return None
 
-    def operands(self, nodes: Iterable[Node]) -> list[Operand]:
-        return [operand(n, self.compile) for n in nodes]
-
     def compile_all(self, nodes: Iterable[Node]) -> list[Code]:
         return [self.compile(n) for n in nodes]
+
+    def body(self, nodes: Iterable[Node]) -> Code:
+        return _sequence(self.compile_all(nodes))
 
     # -- expressions ------------------------------------------------------
     def compile(self, node: Node) -> Code:
         if isinstance(node, Literal):
-            return _constant(node.value)
+            value = node.value
+            return lambda env: value
         if isinstance(node, Symbol):
             return self.c_symbol(node)
         if node.is_block:
-            return _sequence(self.compile_all(node.items))
+            return self.body(node.items)
         return self.c_form(node)
 
     def c_symbol(self, node: Symbol) -> Code:
-        name, line, col = node.parts[0], node.line, node.col
+        """A variable, or attributes of one (a missing attribute is nil)."""
+        name, attrs, line, col = node.parts[0], node.parts[1:], node.line, node.col
 
         def variable(env):
             try:
                 return env[name]
             except KeyError:
                 raise _undefined(name, env, line, col) from None
-        if not node.dotted:
+        if not attrs:
             return variable
-        attrs = node.parts[1:]
-        if len(attrs) == 1:
-            return specialize("return $0", [Operand("attr", name, attrs[0], node)], node)
+        if len(attrs) == 1:            # guest.balloon_cur: the most common read of all
+            (attr,) = attrs
+
+            def attribute(env):
+                try:
+                    obj = env[name]
+                except KeyError:
+                    raise _undefined(name, env, line, col) from None
+                try:
+                    return getattr(obj, attr, None)
+                except Exception as exc:
+                    raise failure(node.name, (), exc, line, col) from exc
+            return attribute
 
         def attributes(env):
-            obj = variable(env)
+            try:
+                obj = env[name]
+            except KeyError:
+                raise _undefined(name, env, line, col) from None
             try:
                 for attr in attrs:
                     obj = getattr(obj, attr, None)
@@ -329,7 +260,7 @@ class _Compiler:
 
     def c_form(self, form: Form) -> Code:
         if not form.items:
-            return _constant(None)
+            return lambda env: None
         head = form.items[0]
         if not isinstance(head, Symbol):
             return self.error(form, f"cannot call {head.source()}",
@@ -342,7 +273,7 @@ class _Compiler:
         elif name in BUILTINS:
             builtin = BUILTINS[name]
             code = (self.arity(form, name, builtin.min_args, builtin.max_args)
-                    or builtin.build(self.operands(form.items[1:]), form))
+                    or builtin.build(self.compile_all(form.items[1:]), form))
         else:
             return self.c_user_call(form, name)
         if name in self.shadowed:
@@ -351,64 +282,49 @@ class _Compiler:
 
     def c_shadowable(self, form: Form, name: str, static: Code) -> Code:
         """A built-in whose name the policy also binds: a bound callable wins."""
-        args = self.compile_all(form.items[1:])
+        args = arguments(self.compile_all(form.items[1:]))
         line, col = form.line, form.col
 
         def shadowable(env):
             fn = env.get(name)
             if fn is not None and callable(fn):
-                return _call_python(fn, name, [a(env) for a in args], line, col)
+                return _call_python(fn, name, args(env), line, col)
             return static(env)
         return shadowable
 
     def c_method_call(self, form: Form, head: Symbol) -> Code:
         """``(obj.method args...)``: call a method of a bound object."""
-        name, line, col = head.name, form.line, form.col
-        method = head.parts[-1]
-        target = Symbol(".".join(head.parts[:-1]), head.line, head.col)
-        args = form.items[1:]
-
-        def fail(obj: Any, values: tuple[Any, ...], exc: BaseException) -> PolicyError:
-            fn = getattr(obj, method, None)
-            if not callable(fn):
-                return _not_callable(name, fn, line, col)
-            return failure(name, values, exc, line, col)
-
-        if is_identifier(method) and len(args) <= 4:
-            n = len(args)
-            values = "".join(f"v{i}, " for i in range(1, n + 1))
-            template = ("obj = $0\n" + "".join(f"v{i} = ${i}\n" for i in range(1, n + 1))
-                        + f"try:\n    return obj.{method}({values})\n"
-                        "except PolicyError:\n    raise\n"
-                        "except Exception as exc:\n"
-                        f"    raise fail(obj, ({values}), exc) from exc\n")
-            return specialize(template, self.operands([target, *args]), form,
-                              fail=fail, PolicyError=PolicyError)
-        get_target = self.compile(target)
-        arg_codes = self.compile_all(args)
+        name, method, line, col = head.name, head.parts[-1], form.line, form.col
+        target = self.compile(Symbol(".".join(head.parts[:-1]), head.line, head.col))
+        args = arguments(self.compile_all(form.items[1:]))
 
         def method_call(env):
-            obj = get_target(env)
-            values = [a(env) for a in arg_codes]
+            obj = target(env)
+            values = args(env)
             fn = getattr(obj, method, None)
             if not callable(fn):
-                raise _not_callable(name, fn, line, col)
-            return _call_python(fn, name, values, line, col)
+                what = "nil" if fn is None else f"{show(fn)}, not a function"
+                raise PolicyError(f"'{name}' is {what}; it cannot be called", line, col)
+            try:
+                return fn(*values)
+            except PolicyError:
+                raise
+            except Exception as exc:
+                raise failure(name, values, exc, line, col) from exc
         return method_call
 
     def c_user_call(self, form: Form, name: str) -> Code:
         """A call of a ``def`` function (or of a callable bound in scope).
 
-        The body runs in a new scope on top of the caller's (dynamic
-        scoping).  ``slow`` is the whole rule; calls with few arguments of
-        frame-less functions take the fused fast path, which is the same
-        rule specialised.
+        The function is looked up when the call runs (a policy may define
+        it later, or redefine it).  Its body runs in a new scope on top of
+        the caller's (dynamic scoping), with the parameters bound.
         """
-        args = form.items[1:]
-        line, col = form.line, form.col
-        count = len(args)
+        count, line, col = len(form.items) - 1, form.line, form.col
+        args = arguments(self.compile_all(form.items[1:]))
 
-        def slow(env: Env, values: list[Any]) -> Any:
+        def call(env):
+            values = args(env)
             fn = env.get(name)
             if fn is not None and callable(fn):
                 return _call_python(fn, name, values, line, col)
@@ -419,32 +335,19 @@ class _Compiler:
             if function.arity != count:
                 raise PolicyError(arity_text(name, function.arity, function.arity, count),
                                   line, col)
-            outer = env[FRAME]
-            frame: dict[str, Any] = {}
-            for param, value in zip(function.params, values):
-                bind_in_frame(env, frame, param, value)
-            env[FRAME] = frame
             try:
-                return function.body(env)
+                return function.run(env, values)
             except RecursionError:
-                raise recursion() from None
-            finally:
-                close_frame(env, frame, outer)
-
-        def recursion() -> PolicyError:
-            return PolicyError(f"too much recursion in '{name}'", line, col)
-
-        if count <= _FUSED_CALL_ARGS:
-            return specialize(_USER_CALL_TEMPLATES[count], self.operands(args), form,
-                              FUNCS=FUNCS, MISSING=MISSING, name=name, slow=slow,
-                              recursion=recursion)
-        arg_codes = self.compile_all(args)
-
-        def call(env):
-            return slow(env, [a(env) for a in arg_codes])
+                raise PolicyError(f"too much recursion in '{name}'", line, col) from None
         return call
 
     # -- special forms ----------------------------------------------------
+    def plain_name(self, node: Node) -> str | None:
+        """The name of a plain (undotted) symbol, else None."""
+        if isinstance(node, Symbol) and not node.dotted:
+            return node.name
+        return None
+
     def c_defvar(self, form: Form) -> Code:
         bad = self.arity(form, "defvar", 2, 2, "name value")
         if bad:
@@ -460,11 +363,10 @@ class _Compiler:
             if frame is None:                      # global scope
                 if name in env:
                     return env[name]
-                env[name] = v
-                return v
-            if name in frame:
+            elif name in frame:
                 return env[name]
-            frame[name] = env.get(name, MISSING)
+            else:
+                frame[name] = env.get(name, MISSING)
             env[name] = v
             return v
         return defvar
@@ -511,11 +413,8 @@ class _Compiler:
                 return self.error(p, f"parameter of '{name}' must be a plain name, "
                                      f"got {p.source()}")
             params.append(pname)
-        body_nodes = form.items[3:]
-        function = UserFunction(name, tuple(params), _sequence(self.compile_all(body_nodes)),
-                                form.line, form.col)
-        if _defines_here(body_nodes, self.shadowed) or len(set(params)) != len(params):
-            function.fast = -1
+        function = UserFunction(name, tuple(params), self.body(form.items[3:]),
+                                form.line, form.col, _has_defvar(form.items[3:]))
 
         def define(env):
             env[FUNCS][name] = function
@@ -536,48 +435,20 @@ class _Compiler:
                 return self.error(b, "a 'let' binding must look like (name value), "
                                      f"got {b.source()}")
             bindings.append((b.items[0].name, self.compile(b.items[1])))
-        body = _sequence(self.compile_all(form.items[2:]))
-        value_nodes = [b.items[1] for b in bindings_node.items]
-
-        if _defines_here([*value_nodes, *form.items[2:]], self.shadowed):
-            def let_with_frame(env):
-                outer = env[FRAME]
-                frame: dict[str, Any] = {}
-                env[FRAME] = frame
-                try:
-                    for name, value in bindings:
-                        bind_in_frame(env, frame, name, value(env))
-                    return body(env)
-                finally:
-                    close_frame(env, frame, outer)
-            return let_with_frame
-
-        if len(bindings) == 1:
-            ((name, value),) = bindings
-
-            def let1(env):
-                v = value(env)
-                old = env.get(name, MISSING)
-                env[name] = v
-                try:
-                    return body(env)
-                finally:
-                    if old is MISSING:
-                        env.pop(name, None)
-                    else:
-                        env[name] = old
-            return let1
+        body = self.body(form.items[2:])
 
         def let(env):
-            saved: list[tuple[str, Any]] = []
+            outer = env[FRAME]
+            env[FRAME] = frame = {}
             try:
-                for name, value in bindings:
+                for name, value in bindings:     # in order: each sees the ones before
                     v = value(env)
-                    saved.append((name, env.get(name, MISSING)))
+                    if name not in frame:
+                        frame[name] = env.get(name, MISSING)
                     env[name] = v
                 return body(env)
             finally:
-                _restore(env, saved)
+                close_frame(env, frame, outer)
         return let
 
     def c_if(self, form: Form) -> Code:
@@ -588,7 +459,8 @@ class _Compiler:
         # (if (not c) a b) is (if c b a): one closure less.
         if _head(cond) == "not" and len(cond.items) == 2 and "not" not in self.shadowed:
             cond, then, other = cond.items[1], other, then
-        return specialize("return $1 if $0 else $2", self.operands([cond, then, other]), form)
+        cond, then, other = self.compile_all([cond, then, other])
+        return lambda env: then(env) if cond(env) else other(env)
 
     def c_with(self, form: Form) -> Code:
         bad = self.arity(form, "with", 3, None, "list item body")
@@ -599,51 +471,31 @@ class _Compiler:
             return self.error(form, "'with' needs a plain item name, "
                                     f"got {form.items[2].source()}")
         sequence = self.compile(form.items[1])
-        body = _sequence(self.compile_all(form.items[3:]))
-        source = form.items[1]
-        described = source.source()
-        line, col = form.line, form.col
+        body = self.body(form.items[3:])
+        described, line, col = form.items[1].source(), form.line, form.col
+        needs_frame = _has_defvar(form.items[3:])
 
-        def elements(env: Env) -> Any:
+        def with_(env):
             seq = sequence(env)
             try:
-                return iter(seq)
+                iterator = iter(seq)
             except TypeError:
                 raise PolicyError(f"'with' needs a list, but {described} is "
                                   f"{'nil' if seq is None else type(seq).__name__}",
                                   line, col) from None
-
-        if _defines_here(form.items[3:], self.shadowed):
-            def with_frames(env):
-                iterator = elements(env)
-                outer = env[FRAME]
-                old = env.get(item, MISSING)
-                frame = {item: old}
-                results = []
-                try:
-                    for element in iterator:
-                        env[item] = element
-                        env[FRAME] = frame = {item: old}   # a new scope per element
-                        results.append(body(env))
-                        close_frame(env, frame, outer)
-                finally:
-                    close_frame(env, frame, outer)
-                return results
-            return with_frames
-
-        def with_(env):
-            iterator = elements(env)
+            outer = env[FRAME]
             old = env.get(item, MISSING)
             results = []
-            append = results.append
+            frame = {item: old}
             try:
                 for element in iterator:
+                    if needs_frame:
+                        env[FRAME] = frame = {item: old}      # a new scope for each element
                     env[item] = element
-                    append(body(env))
+                    results.append(body(env))
+                    if needs_frame:
+                        close_frame(env, frame, outer)
             finally:
-                if old is MISSING:
-                    env.pop(item, None)
-                else:
-                    env[item] = old
+                close_frame(env, frame, outer)
             return results
         return with_

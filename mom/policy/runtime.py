@@ -6,7 +6,9 @@ current value, so reading a variable is a single dict lookup however deep
 the call chain is.  Opening a scope starts a *frame*, a dict remembering
 what each name bound in the scope meant before; closing the scope puts
 those values back.  The frame also answers "does the current scope already
-have this name?", which ``defvar`` needs.
+have this name?", which ``defvar`` needs.  A scope whose body holds no
+``defvar`` can never be asked, so function calls and ``with`` loops skip
+the frame there and only put back the names they bound themselves.
 
 Two keys in the environment are not variables (a space can never appear
 in a symbol): ``FRAME`` holds the innermost frame (None at global scope)
@@ -35,11 +37,12 @@ def new_env() -> Env:
     return {FRAME: None, FUNCS: {}}
 
 
-def bind_in_frame(env: Env, frame: dict[str, Any], name: str, value: Any) -> None:
-    """Bind ``name`` in the scope whose frame is ``frame`` (the innermost)."""
-    if name not in frame:
-        frame[name] = env.get(name, MISSING)
-    env[name] = value
+def put_back(env: Env, name: str, old: Any) -> None:
+    """Leaving a scope: give ``name`` back the value ``old`` it had outside."""
+    if old is MISSING:
+        env.pop(name, None)
+    else:
+        env[name] = old
 
 
 def close_frame(env: Env, frame: dict[str, Any], outer: dict[str, Any] | None) -> None:
@@ -57,19 +60,70 @@ def variables(env: Env) -> Iterable[str]:
 
 
 class UserFunction:
-    """A function defined by ``def``: parameter names and a compiled body."""
-    __slots__ = ("name", "params", "arity", "fast", "body", "line", "col")
+    """A function defined by ``def``: its parameters and compiled body.
+
+    ``run(env, values)`` runs the body in a new scope, with the parameters
+    bound to ``values``.  ``needs_frame`` is false when the body holds no
+    ``defvar``.
+    """
+    __slots__ = ("name", "params", "arity", "run", "line", "col")
 
     def __init__(self, name: str, params: tuple[str, ...], body: Code,
-                 line: int, col: int) -> None:
-        self.name, self.params, self.body = name, params, body
-        self.arity = len(params)
-        # The arity when calls may take the frame-less fast path, else -1.
-        self.fast = self.arity
+                 line: int, col: int, needs_frame: bool = True) -> None:
+        self.name, self.params, self.arity = name, params, len(params)
         self.line, self.col = line, col
+        self.run = _scope(params, body, needs_frame or len(set(params)) < len(params))
 
     def __repr__(self) -> str:
         return f"<function {self.name} ({' '.join(self.params)})>"
+
+
+def _scope(params: tuple[str, ...], body: Code,
+           needs_frame: bool) -> Callable[[Env, tuple[Any, ...]], Any]:
+    """``run(env, values)`` for a function: bind the parameters, run, put back.
+
+    Without a frame, the old values of up to two parameters are kept in
+    local variables: cheaper than a frame, and most calls are like that.
+    """
+    if not needs_frame and not params:
+        return lambda env, values: body(env)
+    if not needs_frame and len(params) == 1:
+        (param,) = params
+
+        def run1(env, values):
+            old = env.get(param, MISSING)
+            env[param] = values[0]
+            try:
+                return body(env)
+            finally:
+                put_back(env, param, old)
+        return run1
+    if not needs_frame and len(params) == 2:
+        p, q = params
+
+        def run2(env, values):
+            old_p = env.get(p, MISSING)
+            old_q = env.get(q, MISSING)
+            env[p], env[q] = values
+            try:
+                return body(env)
+            finally:
+                put_back(env, p, old_p)
+                put_back(env, q, old_q)
+        return run2
+
+    def run(env, values):
+        outer = env[FRAME]
+        env[FRAME] = frame = {}
+        for param, value in zip(params, values):
+            if param not in frame:          # (def f (a a) ...) keeps the outer a
+                frame[param] = env.get(param, MISSING)
+            env[param] = value
+        try:
+            return body(env)
+        finally:
+            close_frame(env, frame, outer)
+    return run
 
 
 def show(value: Any, limit: int = 40) -> str:
