@@ -63,9 +63,17 @@ def test_defines_declare_the_switches_with_defaults():
 
 
 # -- balloon ----------------------------------------------------------------
-def test_balloon_is_off_by_default():
-    result = dry_run(stock(), host(free_share=0.10), [balloon_guest()])
-    assert target_of(result) is None
+def test_balloon_off_by_default_never_squeezes_but_gives_memory_back():
+    # Ballooning is off by default: under pressure nothing shrinks, and a
+    # guest squeezed earlier grows back towards balloon_max.
+    result = dry_run(stock(), host(free_share=0.10),
+                     [balloon_guest(), balloon_guest(cur=2_000_000)])
+    assert [target_of(result, i) for i in range(2)] == [1_050_000, None]
+
+
+def test_balloon_off_still_raises_a_guest_to_balloon_min():
+    result = dry_run(stock(), host(free_share=0.10), [balloon_guest(cur=400_000)])
+    assert target_of(result) == 500_000
 
 
 def test_pressure_shrinks_by_five_percent_of_balloon_cur():
