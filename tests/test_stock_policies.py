@@ -152,21 +152,30 @@ def test_ksm_runs_under_pressure_with_a_boosted_scan_rate():
                                     "ksm_sleep_millisecs": 10}
 
 
-def test_ksm_stops_and_decays_when_memory_is_plentiful():
-    assert ksm(free_share=0.5, ksm_pages_to_scan=400) == {
-        "ksm_run": 0, "ksm_pages_to_scan": 350, "ksm_sleep_millisecs": 10}
+def test_ksm_stops_when_memory_is_plentiful_and_leaves_its_tunables():
+    assert ksm(free_share=0.5, ksm_pages_to_scan=400) == {"ksm_run": 0}
+
+
+def test_ksm_runs_with_plenty_free_when_committed_memory_would_not_fit():
+    # 16 GiB host, 50% free, but qemu processes have committed 14 GiB:
+    # 14 + 20% reserve (3.2) > 16, so KSM runs, its scan rate decaying.
+    controls = ksm(free_share=0.5, ksm_pages_to_scan=400, ksm_shareable=14 * GIB)
+    assert controls == {"ksm_run": 1, "ksm_pages_to_scan": 350, "ksm_sleep_millisecs": 10}
+    # 12 GiB committed fits (12 + 3.2 < 16): KSM stays off.
+    assert ksm(free_share=0.5, ksm_shareable=12 * GIB) == {"ksm_run": 0}
 
 
 @pytest.mark.parametrize("free, pages, expected", [
     (0.10, 1200, 1250), (0.5, 100, 64), (0.5, 64, 64), (0.10, 64, 364),
 ])
 def test_ksm_scan_rate_stays_within_64_and_1250(free, pages, expected):
-    assert ksm(free_share=free, ksm_pages_to_scan=pages)["ksm_pages_to_scan"] == expected
+    controls = ksm(free_share=free, ksm_pages_to_scan=pages, ksm_shareable=15 * GIB)
+    assert controls["ksm_pages_to_scan"] == expected
 
 
 @pytest.mark.parametrize("total_gib, sleep", [(16, 10), (8, 20), (4, 40), (64, 10)])
 def test_ksm_sleep_scales_with_host_memory(total_gib, sleep):
-    assert ksm(total=total_gib * GIB)["ksm_sleep_millisecs"] == sleep
+    assert ksm(total=total_gib * GIB, free_share=0.10)["ksm_sleep_millisecs"] == sleep
 
 
 def test_merge_mode_changes_only_when_nothing_is_shared():
