@@ -153,7 +153,3 @@ class GuestManager:
         """Names of the guests that take part in policy evaluation now."""
         with self._lock:
             return sorted(g.info.name for g in self._guests.values() if g.monitor.ready)
-
-    def count(self) -> int:
-        with self._lock:
-            return len(self._guests)

@@ -391,11 +391,6 @@ class VdsmHypervisor(Hypervisor):
         with self._report_lock:
             self._reported = {k for k in self._reported if not k[0] or k[0] in present}
 
-    def invalidate(self) -> None:
-        """Forget the current snapshot: the next call fetches a new one."""
-        with self._lock:
-            self._snapshot = self._failure = None
-
     # -- Hypervisor interface ----------------------------------------------
     def ping(self) -> bool:
         try:
