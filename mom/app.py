@@ -59,6 +59,7 @@ class MOM:
         self._stopped = threading.Event()
         self._loops: list[Loop] = []
         self._engine_loop: Loop | None = None
+        self._dead_loops: set[str] = set()
         self._rpc: RpcServer | None = None
 
         self.policies = PolicySet()
@@ -146,8 +147,12 @@ class MOM:
             log.exception("closing the hypervisor interface failed")
 
     def _check_loops(self) -> None:
+        """Report a loop whose thread ended (only something that is not an
+        Exception, such as SystemExit, can end one), once."""
         for loop in self._loops:
-            if not loop.is_alive() and not self._stopping.is_set():
+            if (not loop.is_alive() and not self._stopping.is_set()
+                    and loop.name not in self._dead_loops):
+                self._dead_loops.add(loop.name)
                 log.error("%s ended unexpectedly", loop.name)
 
     def threads(self) -> list[threading.Thread]:

@@ -369,3 +369,23 @@ def test_a_hypervisor_outage_is_one_warning_and_guests_come_back(host, running, 
     wait_for(lambda: len(instance.getActiveGuests()) == 20, what="guests back")
     assert "hypervisor answers again" in caplog.text
 
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_a_dead_loop_is_reported_once(host, caplog):
+    instance = mom.MOM("", overrides(host), hypervisor=make_hypervisor(1))
+    runner = threading.Thread(target=instance.run, name="MOM")
+    runner.start()
+    try:
+        wait_for(lambda: len(instance.threads()) == 3, what="loops")
+
+        def die():
+            raise SystemExit        # not an Exception: it ends the loop's thread
+        policy_loop = next(t for t in instance.threads() if t.name == "PolicyEngine")
+        policy_loop._step = die
+        policy_loop.wake()
+        wait_for(lambda: not policy_loop.is_alive(), what="the loop to die")
+        time.sleep(0.5)             # ten main-loop rounds
+        assert caplog.text.count("PolicyEngine ended unexpectedly") == 1
+    finally:
+        instance.shutdown()
+        runner.join(5)
