@@ -164,6 +164,8 @@ class MOM:
 
     # -- policies ---------------------------------------------------------
     def _check_policy_paths(self) -> None:
+        # Here, not in config.validate: a shipped mom.conf naming paths of
+        # the host it is installed on must still validate elsewhere.
         policy = self.config.get("main", "policy").strip()
         policy_dir = self.config.get("main", "policy-dir").strip()
         if policy and not os.path.isfile(policy):
