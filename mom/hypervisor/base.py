@@ -58,11 +58,26 @@ class GuestInfo:
     pid: int | None = None
 
 
+@dataclass(frozen=True)
+class PolledGuest:
+    """One active guest as a single :meth:`Hypervisor.poll` call saw it:
+    its identity and its normalised stats (sections as in the module doc)."""
+    info: GuestInfo
+    stats: GuestStats
+
+
 class Hypervisor(abc.ABC):
     """Abstract back-end.  Implementations raise HypervisorError (or
     GuestGoneError) for failures; they never return error codes."""
 
     name = "abstract"
+
+    def poll(self) -> list[PolledGuest]:
+        """ONE hypervisor call per cycle: every active guest MOM should
+        manage, with its normalised stats.  Raises HypervisorError when the
+        call fails or its reply is unusable as a whole."""
+        stats = self.guest_stats()
+        return [PolledGuest(info, stats.get(info.id, {})) for info in self.list_guests()]
 
     @abc.abstractmethod
     def ping(self) -> bool:
