@@ -61,7 +61,9 @@ DEFAULTS: dict[str, dict[str, str]] = {
         "host": "127.0.0.1",
         "port": "54321",
         "request-timeout": "10",
-        "ssl": "true",
+        # Empty: use TLS as VDSM's own /etc/vdsm/vdsm.conf [vars] ssl says
+        # (true when it does not say), as upstream MOM did.
+        "ssl": "",
     },
 }
 
@@ -202,7 +204,8 @@ def validate(config: configparser.ConfigParser) -> None:
     _require(config, "logging", "backup-count", _non_negative_int, "a whole number")
     _require(config, "vdsm", "port", _positive_int, "a port number")
     _require(config, "vdsm", "request-timeout", _positive_number, "a number of seconds")
-    _require(config, "vdsm", "ssl", _boolean, "true or false")
+    if config.get("vdsm", "ssl").strip():
+        _require(config, "vdsm", "ssl", _boolean, "true or false (or empty: as vdsm.conf says)")
 
     # Plugins: names must be known, and of the right kind.
     from mom import collectors, controllers, hypervisor

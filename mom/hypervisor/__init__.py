@@ -4,7 +4,7 @@ from __future__ import annotations
 import configparser
 from collections.abc import Callable
 
-from mom.hypervisor.base import Hypervisor, HypervisorError
+from mom.hypervisor.base import Hypervisor
 
 
 def _libvirt(config: configparser.ConfigParser) -> Hypervisor:
@@ -17,12 +17,14 @@ def _vdsm(config: configparser.ConfigParser) -> Hypervisor:
     return vdsm.create(config)
 
 
-def _not_yet(name: str) -> Callable[[configparser.ConfigParser], Hypervisor]:
-    def create(config: configparser.ConfigParser) -> Hypervisor:
-        raise HypervisorError(
-            f"hypervisor-interface {name!r} (VDSM over RPC, process mode) is not "
-            "available in this version; use 'vdsm' inside VDSM or 'libvirt'")
-    return create
+def _vdsm_jsonrpc(config: configparser.ConfigParser) -> Hypervisor:
+    from mom.hypervisor import vdsm_jsonrpc
+    return vdsm_jsonrpc.create(config)
+
+
+def _vdsm_xmlrpc(config: configparser.ConfigParser) -> Hypervisor:
+    from mom.hypervisor import vdsm_xmlrpc
+    return vdsm_xmlrpc.create(config)
 
 
 # Back-ends are imported only when chosen: libvirt-python and VDSM's API
@@ -30,9 +32,13 @@ def _not_yet(name: str) -> Callable[[configparser.ConfigParser], Hypervisor]:
 _FACTORIES: dict[str, Callable[[configparser.ConfigParser], Hypervisor]] = {
     "libvirt": _libvirt,
     "vdsm": _vdsm,
-    "vdsmxmlrpc": _not_yet("vdsmxmlrpc"),
-    "vdsmjsonrpc": _not_yet("vdsmjsonrpc"),
-    "vdsmjsonrpcbulk": _not_yet("vdsmjsonrpcbulk"),
+    # Process mode: VDSM over RPC.  ``vdsmjsonrpcclient`` is what VDSM's own
+    # mom.conf names; the others are older names of the same back-ends.
+    "vdsmjsonrpcclient": _vdsm_jsonrpc,
+    "vdsmjsonrpc": _vdsm_jsonrpc,
+    "vdsmjsonrpcbulk": _vdsm_jsonrpc,
+    "vdsmxmlrpc": _vdsm_xmlrpc,
+    "vdsmxmlrpcbulk": _vdsm_xmlrpc,
 }
 
 
