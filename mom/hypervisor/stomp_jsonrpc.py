@@ -34,7 +34,8 @@ from typing import Any
 
 from mom.hypervisor.stomp_frames import Frame, FrameDecoder, FrameError, encode_frame
 from mom.hypervisor.vdsm_link import (
-    CallTimeout, Endpoint, LinkError, RemoteError, explain, open_socket)
+    CallTimeout, Endpoint, LinkError, RemoteError, certificate_refused, explain,
+    is_certificate_refusal, open_socket)
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +101,7 @@ class StompJsonRpcClient:
         self._lock = threading.Lock()
         self.queue = str(uuid.uuid4())
         self.ignored = 0        # frames dropped: notifications, late replies
+        self._subscribed = False
 
     @classmethod
     def connect(cls, endpoint: Endpoint) -> StompJsonRpcClient:
@@ -124,6 +126,7 @@ class StompJsonRpcClient:
                                         f"{version!r}, not 1.2")
                     self._send(subscribe_frame(self.queue, str(uuid.uuid4())),
                                "STOMP SUBSCRIBE")
+                    self._subscribed = True
                     return
                 self._check_error(frame)
 
@@ -161,7 +164,25 @@ class StompJsonRpcClient:
         try:
             self._sock.sendall(data)
         except OSError as err:
-            raise self._fail(f"{what} failed: {explain(err, self.endpoint)}") from None
+            raise self._fail(self._explain(err, what)) from None
+
+    def _explain(self, err: OSError, what: str) -> str:
+        """Why the session broke.  Before CONNECTED, a closed connection is
+        VDSM refusing us: with TLS 1.3, VDSM checks MOM's certificate after
+        MOM's side of the handshake is over, so its refusal shows on the
+        first read or write, as an alert or as the connection closing;
+        without TLS, a VDSM that expects TLS hangs up on the plain CONNECT.
+        The words do not depend on which way it showed (logged once)."""
+        log.debug("%s: %s: %r", self.endpoint.address(), what, err)
+        if self._subscribed:
+            return f"connection lost ({what}): {explain(err, self.endpoint)}"
+        closed = isinstance(err, (ssl.SSLEOFError, ConnectionResetError, BrokenPipeError))
+        if self.endpoint.tls and (closed or is_certificate_refusal(err)):
+            return certificate_refused(self.endpoint)
+        if closed:
+            return ("VDSM closed the connection before answering CONNECT: if VDSM "
+                    "expects TLS, leave [vdsm] ssl unset or set it to true")
+        return explain(err, self.endpoint)
 
     def _receive(self, deadline: float, what: str) -> list[Frame]:
         """At least one read's worth of frames (possibly none) before ``deadline``."""
@@ -177,14 +198,12 @@ class StompJsonRpcClient:
         except (socket.timeout, TimeoutError):
             raise CallTimeout(
                 f"no reply to {what} within {self.endpoint.timeout:g} s") from None
-        except ssl.SSLError as err:
-            raise self._fail(f"{what}: {explain(err, self.endpoint)}") from None
-        except OSError as err:
-            raise self._fail(f"connection lost ({what}): {explain(err, self.endpoint)}") from None
+        except OSError as err:          # ssl.SSLError included
+            raise self._fail(self._explain(err, what)) from None
         if not data:
-            hint = ("" if self.endpoint.tls else
-                    "; if VDSM expects TLS, leave [vdsm] ssl unset or true")
-            raise self._fail(f"VDSM closed the connection ({what}){hint}")
+            if not self._subscribed:
+                raise self._fail(self._explain(ConnectionResetError(), what))
+            raise self._fail(f"VDSM closed the connection ({what})")
         try:
             return self._decoder.feed(data)
         except FrameError as err:

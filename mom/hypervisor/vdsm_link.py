@@ -146,6 +146,23 @@ def tls_context(endpoint: Endpoint) -> ssl.SSLContext:
     return context
 
 
+_REFUSAL_ALERTS = ("UNKNOWN_CA", "BAD_CERTIFICATE", "CERTIFICATE_REQUIRED",
+                   "CERTIFICATE_UNKNOWN", "HANDSHAKE_FAILURE", "ACCESS_DENIED")
+
+
+def is_certificate_refusal(err: BaseException) -> bool:
+    """A TLS alert by which VDSM says it does not accept MOM's certificate."""
+    reason = (getattr(err, "reason", None) or "").upper()
+    return isinstance(err, ssl.SSLError) and any(a in reason for a in _REFUSAL_ALERTS)
+
+
+def certificate_refused(endpoint: Endpoint) -> str:
+    """The same words however the refusal shows (an alert, or the
+    connection closed), so that it is logged once."""
+    return (f"VDSM refused MOM's certificate {endpoint.cert_file}; it must be VDSM's "
+            "own, signed by the CA VDSM trusts")
+
+
 def explain(err: BaseException, endpoint: Endpoint) -> str:
     """One sentence for a failure to talk to VDSM, with a hint."""
     if isinstance(err, LinkError):
@@ -159,11 +176,8 @@ def explain(err: BaseException, endpoint: Endpoint) -> str:
         if "WRONG_VERSION_NUMBER" in reason or "RECORD_LAYER" in reason:
             return (f"TLS handshake failed ({err.reason}): VDSM does not speak TLS "
                     "on this port; if VDSM's ssl is off, set [vdsm] ssl = false")
-        if any(word in reason for word in ("UNKNOWN_CA", "BAD_CERTIFICATE",
-                                           "CERTIFICATE_REQUIRED", "CERTIFICATE_UNKNOWN",
-                                           "HANDSHAKE_FAILURE", "ACCESS_DENIED")):
-            return (f"VDSM refused MOM's certificate {endpoint.cert_file} "
-                    f"({err.reason}); it must be VDSM's own, signed by the CA VDSM trusts")
+        if is_certificate_refusal(err):
+            return certificate_refused(endpoint)
         return f"TLS error: {err.reason or err}"
     if isinstance(err, ConnectionRefusedError):
         return "connection refused (is VDSM running and listening on this port?)"
@@ -195,8 +209,9 @@ def open_socket(endpoint: Endpoint) -> socket.socket:
         sock.close()
         if isinstance(err, (ssl.SSLEOFError, ConnectionResetError, BrokenPipeError)):
             raise LinkError(
-                "VDSM closed the connection during the TLS handshake; it may have "
-                f"refused MOM's certificate {endpoint.cert_file}") from None
+                "VDSM closed the connection during the TLS handshake: either VDSM "
+                "does not use TLS on this port (then set [vdsm] ssl = false) or "
+                + certificate_refused(endpoint)) from None
         raise LinkError(explain(err, endpoint)) from None
 
 

@@ -233,9 +233,25 @@ class FakeVdsmServer:
     def address(self) -> tuple[str, int]:
         return self.host, self.port
 
+    def vdsm_section(self) -> dict[str, str]:
+        """The ``[vdsm]`` keys of a mom.conf that reaches this server."""
+        section = {"host": self.host, "port": str(self.port),
+                   "ssl": "true" if self.pki else "false", "request-timeout": "5"}
+        if self.pki:
+            section.update({"pki-dir": self.pki.pki_dir, "key-file": self.pki.key_file,
+                            "cert-file": self.pki.cert_file,
+                            "ca-cert-file": self.pki.ca_cert_file})
+        return section
+
     def open_connections(self) -> int:
         with self._lock:
             return len(self._conns)
+
+    def idle(self) -> bool:
+        """No connection open and no thread but the accept loop alive."""
+        with self._lock:
+            alive = [t for t in self._threads if t.is_alive()]
+            return not self._conns and len(alive) <= (1 if self.running else 0)
 
     def _spawn(self, target: Callable[..., None], *args: Any) -> None:
         thread = threading.Thread(target=target, args=args, daemon=True,
@@ -334,10 +350,13 @@ class FakeVdsmServer:
             reader = _Reader(sock)
             while len(reader.buf) < 4:
                 reader.more()
-            if bytes(reader.buf[:4]) in (b"POST", b"GET ", b"PUT ", b"HEAD"):
+            start = bytes(reader.buf[:4])
+            if start in (b"POST", b"GET ", b"PUT ", b"HEAD"):
                 self._serve_http(sock, reader)
-            else:
+            elif start.lstrip(b"\r\n")[:1].isupper() or not start.strip(b"\r\n"):
                 self._serve_stomp(sock, reader)
+            else:           # a TLS hello to a plain VDSM, or noise: hang up
+                self.refused.append(f"unknown protocol {start!r}")
         except (_Closed, OSError, ValueError, UnicodeDecodeError):
             pass
         finally:
