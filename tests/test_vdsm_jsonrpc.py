@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from fake_vdsm_server import FakeVdsmServer, make_pki
+from fake_vdsm_server.helpers import Clock, endpoint, log_lines
 from fake_vdsm_server.server import read_stomp_frame, _Reader
 from waiting import wait_for
 
@@ -26,19 +27,6 @@ from mom.hypervisor.vdsm_link import Endpoint
 IO_POLICY = [{"name": "vda", "path": "/rhev/a",
               "guaranteed": {"total_bytes_sec": "1000"},
               "maximum": {"total_bytes_sec": "5000", "read_iops_sec": 300}}]
-
-
-class Clock:
-    """An injectable monotonic clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 class Counting(VdsmJsonRpcHypervisor):
@@ -57,7 +45,7 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Any:
 
 @pytest.fixture
 def server(pki: Any) -> Any:
-    srv = FakeVdsmServer(pki=pki, notify_every=0).start()
+    srv = FakeVdsmServer(pki=pki).start()     # an event every 3rd request
     yield srv
     srv.stop()
 
@@ -65,16 +53,6 @@ def server(pki: Any) -> Any:
 @pytest.fixture
 def clock() -> Clock:
     return Clock()
-
-
-def endpoint(server: FakeVdsmServer, **changes: Any) -> Endpoint:
-    pki = server.pki
-    fields: dict[str, Any] = {"host": "127.0.0.1", "port": server.port, "tls": pki is not None,
-                              "timeout": 5.0}
-    if pki is not None:
-        fields.update(key_file=pki.client_key, cert_file=pki.client_cert, ca_file=pki.ca_cert)
-    fields.update(changes)
-    return Endpoint(**fields)
 
 
 def backend(server: FakeVdsmServer, clock: Clock | None = None,
@@ -85,13 +63,11 @@ def backend(server: FakeVdsmServer, clock: Clock | None = None,
 
 
 def warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
-    return [r.getMessage() for r in caplog.records
-            if r.name.startswith("mom.hypervisor") and r.levelno >= logging.WARNING]
+    return log_lines(caplog.records, logging.WARNING)
 
 
 def infos(caplog: pytest.LogCaptureFixture) -> list[str]:
-    return [r.getMessage() for r in caplog.records
-            if r.name.startswith("mom.hypervisor") and r.levelno == logging.INFO]
+    return log_lines(caplog.records, logging.INFO)
 
 
 def populate(state: Any) -> None:
@@ -132,12 +108,15 @@ def test_one_stats_call_per_poll_and_policies_at_most_every_300_s(
     hv = backend(server, clock)
     assert len(hv.poll()) == count
     assert server.methods() == ["Host.getAllVmStats", "Host.getAllVmIoTunePolicies"]
-    for _ in range(19):             # 19 more cycles of 15 s: 285 s
-        clock.advance(15)
+    for _ in range(4):              # cycles of 60 s: 240 s
+        clock.advance(60)
         assert len(hv.poll()) == count
-    assert server.count("Host.getAllVmStats") == 20
+    assert server.count("Host.getAllVmStats") == 5
     assert server.count("Host.getAllVmIoTunePolicies") == 1
-    clock.advance(15)               # 300 s after the first fetch
+    clock.advance(59)
+    hv.poll()
+    assert server.count("Host.getAllVmIoTunePolicies") == 1
+    clock.advance(1)              # 300 s after the first fetch
     hv.poll()
     assert server.count("Host.getAllVmIoTunePolicies") == 2
     assert set(server.methods()) == {"Host.getAllVmStats", "Host.getAllVmIoTunePolicies"}

@@ -162,8 +162,9 @@ class VdsmRpcHypervisor(Hypervisor):
             except LinkError as err:
                 self._attempt_failed(str(err))
                 raise HypervisorError(self._unreachable()) from None
+            # VDSM counts as back at its first answer on it (the XML-RPC
+            # binding only connects when it sends).
             self._client, self._client_used = client, False
-            self._connected()
             return client
 
     def _attempt_failed(self, reason: str) -> None:
@@ -217,7 +218,7 @@ class VdsmRpcHypervisor(Hypervisor):
                 self._attempt_failed(str(err))
                 raise HypervisorError(self._unreachable(), guest_id) from None
             except RemoteError as err:
-                self._client_used = True
+                self._answered()
                 if err.code == NO_VM_CODE and guest_id:
                     raise GuestGoneError(
                         f"VM {guest_id} is gone ({verb}: {err.message or 'no such VM'})",
@@ -226,9 +227,14 @@ class VdsmRpcHypervisor(Hypervisor):
                                       f"{err.message}", guest_id) from None
             except CallTimeout as err:
                 raise HypervisorError(f"VDSM {verb}{who}: {err}", guest_id) from None
-            self._client_used = True
+            self._answered()
             return result
         raise AssertionError("unreachable")    # pragma: no cover
+
+    def _answered(self) -> None:
+        if not self._client_used:
+            self._client_used = True
+            self._connected()
 
     # -- stats ----------------------------------------------------------------
     def _all_vm_stats(self) -> Any:
