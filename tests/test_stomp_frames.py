@@ -47,8 +47,8 @@ def test_undefined_escape_is_an_error() -> None:
 def test_body_gets_content_length_and_may_hold_nul() -> None:
     data = encode_frame("MESSAGE", {"destination": "q"}, b"a\0b")
     assert data == b"MESSAGE\ndestination:q\ncontent-length:3\n\na\0b\0"
-    assert FrameDecoder().feed(data) == [Frame("MESSAGE", {"destination": "q",
-                                                            "content-length": "3"}, b"a\0b")]
+    headers = {"destination": "q", "content-length": "3"}
+    assert FrameDecoder().feed(data) == [Frame("MESSAGE", headers, b"a\0b")]
 
 
 def test_decode_without_content_length_ends_at_nul() -> None:
@@ -119,6 +119,6 @@ def test_reply_matching_by_id() -> None:
     assert stomp_jsonrpc.reply_for(_message([{"id": "a"}]), "a") == (False, None)
     assert stomp_jsonrpc.reply_for(Frame("RECEIPT", {}, b""), "a") == (False, None)
     with pytest.raises(RemoteError) as info:
-        stomp_jsonrpc.reply_for(_message({"id": "a", "error": {"code": 1,
-                                                                "message": "no VM"}}), "a")
+        error = {"code": 1, "message": "no VM"}
+        stomp_jsonrpc.reply_for(_message({"id": "a", "error": error}), "a")
     assert (info.value.code, info.value.message) == (1, "no VM")

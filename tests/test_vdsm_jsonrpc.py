@@ -339,6 +339,17 @@ def test_tls_client_to_plain_vdsm(clock: Clock, caplog: pytest.LogCaptureFixture
     assert "does not use TLS on this port (then set [vdsm] ssl = false)" in line
 
 
+def test_a_port_that_accepts_but_never_answers(clock: Clock,
+                                               caplog: pytest.LogCaptureFixture) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as silent:     # never accepts
+        hv = VdsmJsonRpcHypervisor(Endpoint(port=silent.getsockname()[1], tls=False,
+                                            timeout=0.2), clock=clock)
+        with pytest.raises(HypervisorError, match="did not answer STOMP CONNECT"):
+            hv.poll()
+    [line] = warnings(caplog)
+    assert "within 0.2 s ([vdsm] request-timeout)" in line
+
+
 def test_unreadable_key_names_the_file_and_the_user_to_run_as(
         server: FakeVdsmServer, pki: Any, monkeypatch: pytest.MonkeyPatch,
         caplog: pytest.LogCaptureFixture) -> None:
@@ -541,4 +552,3 @@ def test_config_accepts_empty_ssl_and_refuses_nonsense(tmp_path: Any) -> None:
     path.write_text(VDSM_MOM_CONF + "ssl = maybe\n")
     with pytest.raises(mom_config.ConfigError, match=r"\[vdsm\] ssl = 'maybe'"):
         mom_config.load(str(path))
-

@@ -142,7 +142,7 @@ class FrameDecoder:
 
     def feed(self, data: bytes) -> list[Frame]:
         self._buf += data
-        frames = []
+        frames: list[Frame] = []
         while True:
             frame = self._next()
             if frame is None:
@@ -157,12 +157,12 @@ class FrameDecoder:
                 start += 1
             if start:
                 del buf[:start]
-            end = _blank_line(buf)
-            if end is None:
+            found = _blank_line(buf)
+            if found is None:
                 if len(buf) > self.max_header:
                     raise FrameError(f"frame headers longer than {self.max_header} bytes")
                 return None
-            head_end, body_start = end
+            head_end, body_start = found
             if head_end > self.max_header:
                 raise FrameError(f"frame headers longer than {self.max_header} bytes")
             command, headers = _parse_head(bytes(buf[:head_end]))

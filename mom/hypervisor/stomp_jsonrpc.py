@@ -118,7 +118,13 @@ class StompJsonRpcClient:
         self._send(connect_frame(self.endpoint.host), "STOMP CONNECT")
         deadline = self._clock() + self.endpoint.timeout
         while True:
-            for frame in self._receive(deadline, "waiting for STOMP CONNECTED"):
+            try:
+                frames = self._receive(deadline, "STOMP CONNECT")
+            except CallTimeout:
+                raise LinkError(f"VDSM accepted the connection but did not answer STOMP "
+                                f"CONNECT within {self.endpoint.timeout:g} s "
+                                "([vdsm] request-timeout)") from None
+            for frame in frames:
                 if frame.command == "CONNECTED":
                     version = frame.headers.get("version", "")
                     if version != "1.2":

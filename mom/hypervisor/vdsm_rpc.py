@@ -122,7 +122,7 @@ class VdsmRpcHypervisor(Hypervisor):
         self._clock = clock
         self._backoff = Backoff(backoff_initial, backoff_max, clock)
         self._lock = threading.Lock()       # one connection at a time
-        self._client: Any = None
+        self._client: RpcClient | None = None
         self._client_used = False           # it has answered a call already
         self._ever_connected = False
         self._down_since: float | None = None
@@ -132,7 +132,7 @@ class VdsmRpcHypervisor(Hypervisor):
         self._io_lock = threading.Lock()
 
     # -- to be given by a binding ------------------------------------------
-    def _open(self) -> Any:
+    def _open(self) -> RpcClient:
         """A new connection (raises LinkError)."""
         raise NotImplementedError
 
@@ -147,9 +147,10 @@ class VdsmRpcHypervisor(Hypervisor):
 
     # -- the connection ------------------------------------------------------
     def _unreachable(self) -> str:
-        return f"{self.endpoint.describe()} is unreachable over {self.protocol}: {self._down_reason}"
+        return (f"{self.endpoint.describe()} is unreachable over {self.protocol}: "
+                f"{self._down_reason}")
 
-    def _connection(self) -> Any:
+    def _connection(self) -> RpcClient:
         with self._lock:
             client = self._client
             if client is not None and not client.closed:
@@ -192,7 +193,7 @@ class VdsmRpcHypervisor(Hypervisor):
         self._down_reason = None
         self._backoff.reset()
 
-    def _drop(self, client: Any) -> None:
+    def _drop(self, client: RpcClient) -> None:
         with self._lock:
             if self._client is client:
                 self._client = None

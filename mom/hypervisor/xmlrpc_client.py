@@ -44,7 +44,7 @@ class _SafeTransport(xmlrpc.client.SafeTransport):
         super().__init__(context=context)
         self._timeout = timeout
 
-    def make_connection(self, host: Any) -> http.client.HTTPConnection:
+    def make_connection(self, host: Any) -> http.client.HTTPSConnection:
         conn = super().make_connection(host)
         conn.timeout = self._timeout
         return conn

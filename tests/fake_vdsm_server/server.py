@@ -25,7 +25,7 @@ import time
 import uuid
 import xmlrpc.client
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from . import bridge
@@ -538,7 +538,7 @@ class FakeVdsmServer:
             else:
                 handler = bridge.XML_METHODS.get(method)
                 if handler is None:
-                    raise xmlrpc.client.Fault(1, f'<type \'exceptions.Exception\'>:method "{method}" is not supported')
+                    raise xmlrpc.client.Fault(1, f'method "{method}" is not supported')
                 result = handler(self.state, *params)
             text = xmlrpc.client.dumps((result,), methodresponse=True, allow_none=True)
         except xmlrpc.client.Fault as fault:
