@@ -172,6 +172,20 @@ def test_a_failing_policy_fetch_keeps_the_vm_managed(server: FakeVdsmServer, clo
     hv.close()
 
 
+def test_vdsm_gone_during_policy_fetches_logs_one_line(
+        server: FakeVdsmServer, clock: Clock, caplog: pytest.LogCaptureFixture) -> None:
+    first = server.state.add_vms(5, io_policy=IO_POLICY)[0]
+    server.drop("getIoTunePolicy")          # VDSM hangs up on these
+    hv = backend(server, clock)
+    guests = hv.poll()
+    assert len(guests) == 5 and all(g.stats["iotune"] == [] for g in guests)
+    # Tried (and resent) for the first VM only: no attempt per VM
+    assert {args[0] for args in server.calls_of("getIoTunePolicy")} == {first.vm_id}
+    [line] = warnings(caplog)
+    assert "closed the connection" in line
+    hv.close()
+
+
 def test_plain_http(clock: Clock) -> None:
     with FakeVdsmServer() as srv:
         srv.state.add_vms(2)

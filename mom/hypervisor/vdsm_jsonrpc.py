@@ -19,10 +19,10 @@ from typing import Any
 
 from mom.hypervisor.stomp_jsonrpc import StompJsonRpcClient
 from mom.hypervisor.vdsm_link import VDSM_CONF
-from mom.hypervisor.vdsm_rpc import (
-    IOTUNE_RETRY, IoTuneInfo, VdsmRpcHypervisor, as_list, endpoint_from_config,
-    wants_iotune)
 from mom.hypervisor.base import HypervisorError
+from mom.hypervisor.vdsm_rpc import (
+    IOTUNE_RETRY, IoTuneInfo, VdsmRpcHypervisor, VdsmUnreachable, as_list,
+    endpoint_from_config, wants_iotune)
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +67,8 @@ class VdsmJsonRpcHypervisor(VdsmRpcHypervisor):
             reply = self._invoke("all_iotune", None)
         except HypervisorError as err:
             self._io_next = now + min(self.iotune_refresh, IOTUNE_RETRY)
+            if isinstance(err, VdsmUnreachable):
+                return          # logged once already
             self._once.report(("", "iotune"), f"{err}; disks keep the I/O policies "
                               "known before (none for new VMs) until the next try")
             return

@@ -56,6 +56,10 @@ IOTUNE_REFRESH = 300.0
 IOTUNE_RETRY = 60.0
 
 
+class VdsmUnreachable(HypervisorError):
+    """No connection to VDSM (already logged once by the back-end)."""
+
+
 class RpcClient(Protocol):
     """What a binding's connection offers (see stomp_jsonrpc, xmlrpc_client)."""
 
@@ -157,12 +161,12 @@ class VdsmRpcHypervisor(Hypervisor):
                 return client
             self._client = None
             if not self._backoff.due():
-                raise HypervisorError(self._unreachable())
+                raise VdsmUnreachable(self._unreachable())
             try:
                 client = self._open()
             except LinkError as err:
                 self._attempt_failed(str(err))
-                raise HypervisorError(self._unreachable()) from None
+                raise VdsmUnreachable(self._unreachable()) from None
             # VDSM counts as back at its first answer on it (the XML-RPC
             # binding only connects when it sends).
             self._client, self._client_used = client, False
@@ -217,7 +221,7 @@ class VdsmRpcHypervisor(Hypervisor):
                               self.endpoint.address(), err)
                     continue
                 self._attempt_failed(str(err))
-                raise HypervisorError(self._unreachable(), guest_id) from None
+                raise VdsmUnreachable(self._unreachable(), guest_id) from None
             except RemoteError as err:
                 self._answered()
                 if err.code == NO_VM_CODE and guest_id:

@@ -19,7 +19,8 @@ from mom.hypervisor.base import GuestGoneError, HypervisorError
 from mom.hypervisor.vdsm import reply_list, reply_status
 from mom.hypervisor.vdsm_link import VDSM_CONF, RemoteError
 from mom.hypervisor.vdsm_rpc import (
-    IOTUNE_RETRY, IoTuneInfo, VdsmRpcHypervisor, endpoint_from_config, wants_iotune)
+    IOTUNE_RETRY, IoTuneInfo, VdsmRpcHypervisor, VdsmUnreachable, endpoint_from_config,
+    wants_iotune)
 from mom.hypervisor.xmlrpc_client import XmlRpcClient
 
 log = logging.getLogger(__name__)
@@ -67,6 +68,8 @@ class VdsmXmlRpcHypervisor(VdsmRpcHypervisor):
                 continue
             try:
                 reply = self._invoke("iotune_policy", vm_id, vm_id)
+            except VdsmUnreachable:
+                return          # logged once already; the rest is tried next cycle
             except HypervisorError as err:
                 level = logging.INFO if isinstance(err, GuestGoneError) else logging.WARNING
                 self._once.report((vm_id, "iotune"), f"{err}; its disks keep the I/O "
