@@ -48,9 +48,9 @@ MAX_REQUEST_BYTES = 2 * 1024 * 1024
 READ_TIMEOUT = 5.0
 #: Seconds a client has to take its reply.
 WRITE_TIMEOUT = 5.0
-#: Connections accepted whose request has not started yet; beyond this, new
-#: ones wait in the listen backlog.
-MAX_WAITING = 64
+#: Connections held at once (waiting for their request, or for a worker);
+#: beyond this, new ones wait in the listen backlog.
+MAX_HELD = 64
 #: Request line and headers.
 MAX_HEAD_BYTES = 16 * 1024
 RPC_PATHS = ("/", "/RPC2")
@@ -100,22 +100,22 @@ def parse_head(data: bytes) -> RequestHead:
 
 
 def body_length(head: RequestHead, limit: int) -> int:
-    """The body size the request declares; _HttpError if it cannot be served."""
-    if head.path not in RPC_PATHS:
-        raise _HttpError(404, f"no XML-RPC service at {head.path[:100]}")
-    if head.method != "POST":
-        raise _HttpError(405, "XML-RPC requests are POSTs")
-    if "transfer-encoding" in head.headers:
-        raise _HttpError(411, "send the request with a Content-Length")
+    """The body size the request declares; _HttpError if it cannot be served
+    (with the body to read and discard first, so the client gets the reply)."""
     value = head.headers.get("content-length")
-    if value is None:
+    declared = int(value) if value is not None and value.isdigit() else 0
+    if head.path not in RPC_PATHS:
+        raise _HttpError(404, f"no XML-RPC service at {head.path[:100]}", drain=declared)
+    if head.method != "POST":
+        raise _HttpError(405, "XML-RPC requests are POSTs", drain=declared)
+    if "transfer-encoding" in head.headers or value is None:
         raise _HttpError(411, "send the request with a Content-Length")
     if not value.isdigit():
         raise _HttpError(400, "bad Content-Length")
-    length = int(value)
-    if length > limit:
-        raise _HttpError(413, f"request of {length} bytes; the limit is {limit}", drain=length)
-    return length
+    if declared > limit:
+        raise _HttpError(413, f"request of {declared} bytes; the limit is {limit}",
+                         drain=declared)
+    return declared
 
 
 def _response(status: int, body: bytes, content_type: str, extra: str = "") -> bytes:
@@ -158,7 +158,10 @@ class RpcServer:
         self._stopping = threading.Event()
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
-        self._work: queue.Queue[tuple[socket.socket, float] | None] = queue.Queue(workers)
+        # Unbounded, but never holds more than MAX_HELD connections.
+        self._work: queue.Queue[tuple[socket.socket, float] | None] = queue.Queue()
+        self._held = 0
+        self._held_lock = threading.Lock()
         self._notified: set[str] = set()
         self._started = False
         self._closed = False
@@ -192,12 +195,9 @@ class RpcServer:
                 except queue.Empty:
                     break
                 if item is not None:
-                    item[0].close()
+                    self._release(item[0])
             for _ in self._workers:
-                try:
-                    self._work.put(None, timeout=max(0.0, deadline - time.monotonic()))
-                except queue.Full:
-                    break
+                self._work.put(None)
             for worker in self._workers:
                 worker.join(max(0.0, deadline - time.monotonic()))
             stuck = [w.name for w in self.threads()]
@@ -263,16 +263,16 @@ class RpcServer:
                     else:
                         conn = key.fileobj
                         selector.unregister(conn)
-                        self._hand_over(conn, waiting.pop(conn))
+                        self._work.put((conn, waiting.pop(conn)))
                 now = time.monotonic()
                 for conn, deadline in list(waiting.items()):
                     if deadline <= now:
                         selector.unregister(conn)
                         del waiting[conn]
-                        conn.close()
+                        self._release(conn)
                         self._note("idle", "RPC client connected and sent nothing for "
                                    "%.0f s; connection closed", self.read_timeout)
-                full = len(waiting) >= MAX_WAITING
+                full = self._held >= MAX_HELD
                 if listening and full:
                     selector.unregister(self._listener)
                 elif not listening and not full:
@@ -282,12 +282,12 @@ class RpcServer:
             log.exception("RPC server stopped accepting connections")
         finally:
             for conn in waiting:
-                conn.close()
+                self._release(conn)
             selector.close()
 
     def _accept(self, selector: selectors.BaseSelector,
                 waiting: dict[socket.socket, float]) -> None:
-        while len(waiting) < MAX_WAITING:
+        while self._held < MAX_HELD:
             try:
                 conn, _ = self._listener.accept()
             except BlockingIOError:
@@ -296,6 +296,8 @@ class RpcServer:
                 self._note("accept", "RPC server cannot accept a connection: %s", err)
                 self._stopping.wait(0.1)
                 return
+            with self._held_lock:
+                self._held += 1
             conn.setblocking(False)
             waiting[conn] = time.monotonic() + self.read_timeout
             selector.register(conn, selectors.EVENT_READ, "conn")
@@ -307,16 +309,14 @@ class RpcServer:
         except OSError:
             pass
 
-    def _hand_over(self, conn: socket.socket, deadline: float) -> None:
-        # Blocks while every worker is busy: new connections then wait in
-        # the backlog, which bounds memory whatever the load.
-        while not self._stopping.is_set():
-            try:
-                self._work.put((conn, deadline), timeout=0.25)
-                return
-            except queue.Full:
-                continue
+    def _release(self, conn: socket.socket) -> None:
+        """Close a held connection; wake the acceptor if it stopped accepting."""
         conn.close()
+        with self._held_lock:
+            self._held -= 1
+            was_full = self._held == MAX_HELD - 1
+        if was_full:
+            self._wake()
 
     # -- answering --------------------------------------------------------
     def _work_loop(self) -> None:
@@ -330,7 +330,7 @@ class RpcServer:
             except Exception:
                 log.exception("RPC request handling failed")
             finally:
-                conn.close()
+                self._release(conn)
 
     def _serve(self, conn: socket.socket, deadline: float) -> None:
         conn.setblocking(True)
@@ -374,7 +374,11 @@ class RpcServer:
                 raise _ClientGone()
             data += chunk
         head = parse_head(bytes(data[:end]))
-        length = body_length(head, self.max_request_bytes)
+        try:
+            length = body_length(head, self.max_request_bytes)
+        except _HttpError as err:
+            err.drain = max(0, err.drain - (len(data) - end - 4))
+            raise
         if head.headers.get("expect", "").lower() == "100-continue":
             self._send(conn, b"HTTP/1.1 100 Continue\r\n\r\n")
         body = data[end + 4:]
@@ -430,11 +434,32 @@ class _UnixTransport(xmlrpc.client.Transport):
 
         class Connection(http.client.HTTPConnection):
             def connect(self) -> None:
-                self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-                self.sock.settimeout(timeout)
-                self.sock.connect(path)
+                self.sock = _connect_unix(path, timeout)
 
         return Connection("localhost", timeout=timeout)
+
+
+def _connect_unix(path: str, timeout: float) -> socket.socket:
+    """A connected unix socket.  A connect with a timeout does not wait for
+    room in a full listen backlog (EAGAIN at once), so wait here, up to
+    ``timeout``, as a blocking connect would."""
+    deadline = time.monotonic() + timeout
+    pause = 0.005
+    while True:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(timeout)
+        try:
+            sock.connect(path)
+            return sock
+        except BlockingIOError:
+            sock.close()
+            if time.monotonic() + pause > deadline:
+                raise socket.timeout(f"timed out waiting to connect to {path}") from None
+            time.sleep(pause)
+            pause = min(pause * 2, 0.1)
+        except BaseException:
+            sock.close()
+            raise
 
 
 def connect(port_or_path: int | str, timeout: float = 10.0) -> xmlrpc.client.ServerProxy:
