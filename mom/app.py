@@ -83,6 +83,9 @@ class MOM:
             if self._state != "new":
                 log.debug("start() ignored: MOM is %s", self._state)
                 return
+            port = mom_config.rpc_port(self.config)
+            if port is not None:        # bind first: a bind error leaves nothing started
+                self._rpc = RpcServer(self, port)
             self._state = "running"
             interval = get_interval
             self._engine_loop = Loop(
@@ -95,9 +98,6 @@ class MOM:
                      self.guest_manager.step, self._stopping),
                 self._engine_loop,
             ]
-            port = mom_config.rpc_port(self.config)
-            if port is not None:
-                self._rpc = RpcServer(self, port)
             for loop in self._loops:
                 loop.start()
             if self._rpc is not None:

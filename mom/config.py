@@ -31,6 +31,8 @@ DEFAULTS: dict[str, dict[str, str]] = {
         "sample-history-length": "10",
         "plot-dir": "",
         "rpc-port": "-1",
+        # Group given access (mode 0660) to a unix rpc-port socket; empty: 0600.
+        "rpc-socket-group": "",
         "policy": "",
         "policy-dir": "",
         # Upstream ran one thread per guest when this was true.  MOM has a
@@ -75,15 +77,16 @@ VERBOSITY = {
     "3": logging.WARNING, "warn": logging.WARNING, "warning": logging.WARNING,
     "2": logging.ERROR, "error": logging.ERROR,
     "1": logging.CRITICAL, "critical": logging.CRITICAL,
+    "0": logging.CRITICAL + 10,     # nothing at all
 }
 
 
 def parse_verbosity(value: str | int) -> int:
-    """A logging level from upstream's names or numbers (5=debug ... 1=critical)."""
+    """A logging level from upstream's names or numbers (5=debug ... 1=critical, 0=off)."""
     level = VERBOSITY.get(str(value).strip().lower())
     if level is None:
         raise ValueError(
-            f"verbosity {value!r} is not one of debug/info/warn/error/critical or 1-5")
+            f"verbosity {value!r} is not one of debug/info/warn/error/critical or 0-5")
     return level
 
 
@@ -197,7 +200,7 @@ def validate(config: configparser.ConfigParser) -> None:
             f"({config.get('main', 'policy')!r}, {config.get('main', 'policy-dir')!r}); "
             "set only one of them")
     _require(config, "logging", "verbosity", parse_verbosity,
-             "a verbosity (debug, info, warn, error, critical or 1-5)")
+             "a verbosity (debug, info, warn, error, critical or 0-5)")
     _require(config, "logging", "max-bytes", _non_negative_int, "a number of bytes")
     _require(config, "logging", "backup-count", _non_negative_int, "a whole number")
     _require(config, "vdsm", "port", _positive_int, "a port number")
