@@ -116,15 +116,19 @@ def check_config(conf_file: str, overrides: configparser.ConfigParser) -> int:
     from mom import config as mom_config
     from mom import preflight
 
-    # Refused policies are printed here; keep the library's log records
-    # (no handler configured in this mode) off stderr.
-    logging.getLogger("mom").addHandler(logging.NullHandler())
     try:
         config = mom_config.load(conf_file, overrides)
     except mom_config.ConfigError as err:
         print(f"momd: {err}", file=sys.stderr)
         return 2
-    problems, policies = preflight.check(config)
+    # Refused policies are printed below; keep the library's own log records
+    # (no handler is configured in this mode) off stderr.
+    quiet = logging.NullHandler()
+    logging.getLogger("mom").addHandler(quiet)
+    try:
+        problems, policies = preflight.check(config)
+    finally:
+        logging.getLogger("mom").removeHandler(quiet)
     for problem in problems:
         print(f"momd: {problem}", file=sys.stderr)
     if problems:
