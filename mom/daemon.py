@@ -178,13 +178,12 @@ class _Signals:
 
 def serve(args: argparse.Namespace, startup: Startup) -> int:
     """Start MOM, report the start-up, run until SIGTERM/SIGINT or --run-for."""
+    from mom import config as mom_config
     from mom import preflight
     from mom.app import MOM
     from mom.config import ConfigError
     from mom.hypervisor.base import HypervisorError
     from mom.rpc import RpcBindError
-
-    from mom import config as mom_config
 
     signals = _Signals()
     signals.install()           # a SIGTERM during start-up stops cleanly after it
@@ -226,7 +225,7 @@ def serve(args: argparse.Namespace, startup: Startup) -> int:
     return 0
 
 
-def _run(mom: "MOM", signals: _Signals, run_for: float | None) -> None:
+def _run(mom: MOM, signals: _Signals, run_for: float | None) -> None:
     deadline = None if run_for is None else time.monotonic() + run_for
     while True:
         timeout = None if deadline is None else deadline - time.monotonic()
@@ -242,7 +241,7 @@ def _run(mom: "MOM", signals: _Signals, run_for: float | None) -> None:
                          ", ".join(sorted(mom.getNamedPolicies())) or "none")
 
 
-def _summary(mom: "MOM") -> dict:
+def _summary(mom: MOM) -> dict:
     """What a try-out run leaves behind: the last statistics."""
     return {"statistics": mom.getStatistics(), "policies": sorted(mom.getNamedPolicies())}
 

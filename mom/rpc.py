@@ -37,8 +37,15 @@ from mom.rpc_unix import RpcBindError, bind_unix, remove_own
 
 log = logging.getLogger(__name__)
 
-__all__ = ["EXPORTED", "RpcBindError", "RpcServer", "connect",
-           "DEFAULT_WORKERS", "MAX_REQUEST_BYTES", "READ_TIMEOUT"]
+__all__ = [
+    "DEFAULT_WORKERS",
+    "EXPORTED",
+    "MAX_REQUEST_BYTES",
+    "READ_TIMEOUT",
+    "RpcBindError",
+    "RpcServer",
+    "connect",
+]
 
 #: Threads answering requests (besides the one accepting connections).
 DEFAULT_WORKERS = 4
@@ -359,7 +366,7 @@ class RpcServer:
         conn.settimeout(remaining)
         try:
             return conn.recv(65536)
-        except socket.timeout:
+        except TimeoutError:
             return self._recv(conn, deadline)      # now past the deadline: gone
         except OSError:
             raise _ClientGone() from None
@@ -454,7 +461,7 @@ def _connect_unix(path: str, timeout: float) -> socket.socket:
         except BlockingIOError:
             sock.close()
             if time.monotonic() + pause > deadline:
-                raise socket.timeout(f"timed out waiting to connect to {path}") from None
+                raise TimeoutError(f"timed out waiting to connect to {path}") from None
             time.sleep(pause)
             pause = min(pause * 2, 0.1)
         except BaseException:

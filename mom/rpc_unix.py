@@ -54,7 +54,7 @@ def probe(path: str) -> str:
         return "stale"
     except FileNotFoundError:
         return "absent"
-    except socket.timeout:
+    except TimeoutError:
         return "live"           # someone listens, with a full backlog
     except OSError as err:
         raise RpcBindError(f"cannot listen on {path}: cannot tell whether the socket there "

@@ -13,9 +13,9 @@ import sys
 import tomllib
 
 import pytest
+from waiting import wait_for
 
 from mom import daemon, rpc
-from waiting import wait_for
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

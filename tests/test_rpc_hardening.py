@@ -13,7 +13,7 @@ import xmlrpc.client
 import pytest
 
 from mom import rpc
-from mom.rpc_api import (EXPORTED, FAULT_BAD_PARAMS, FAULT_NO_METHOD, FAULT_PARSE)
+from mom.rpc_api import EXPORTED, FAULT_BAD_PARAMS, FAULT_NO_METHOD, FAULT_PARSE
 
 
 class Target:
@@ -209,7 +209,7 @@ def test_stop_removes_only_its_own_socket(tmp_path):
 # -- misbehaving clients ------------------------------------------------------
 
 def test_idle_clients_do_not_block_other_calls(served):
-    _, path, server = served
+    _, path, _ = served
     idle = [raw_connect(path) for _ in range(3 * rpc.DEFAULT_WORKERS)]
     try:
         client = rpc.connect(path, timeout=1.0)     # a blocked call would time out
@@ -300,7 +300,7 @@ def test_an_unknown_method_is_a_fault(served):
 
 
 def test_a_body_that_is_not_xml_rpc_is_a_fault(served):
-    target, path, _ = served
+    _, path, _ = served
     status, body = post(path, "/", b"<methodCall><methodName>ping")
     assert status == 200
     with pytest.raises(xmlrpc.client.Fault) as info:
@@ -376,7 +376,7 @@ def rpc_threads() -> list[str]:
 
 
 def test_fifty_concurrent_clients_all_answered_with_a_fixed_thread_count(served):
-    _, path, server = served
+    _, path, _ = served
     expected = ["RPCServer", *(f"RPCWorker-{i}" for i in range(rpc.DEFAULT_WORKERS))]
     assert rpc_threads() == expected
     stop = time.monotonic() + 1.0
