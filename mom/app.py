@@ -85,7 +85,8 @@ class MOM:
                 return
             port = mom_config.rpc_port(self.config)
             if port is not None:        # bind first: a bind error leaves nothing started
-                self._rpc = RpcServer(self, port)
+                group = self.config.get("main", "rpc-socket-group").strip() or None
+                self._rpc = RpcServer(self, port, socket_group=group)
             self._state = "running"
             interval = get_interval
             self._engine_loop = Loop(

@@ -8,6 +8,7 @@ import fnmatch
 import os
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import tomllib
@@ -61,9 +62,12 @@ def sock(tmp_path) -> str:
 # -- signals ------------------------------------------------------------------
 
 def test_sigterm_stops_cleanly_and_removes_the_socket(tmp_path, sock):
-    proc = start("-c", write_conf(tmp_path, sock))
+    gid = os.getgid()
+    proc = start("-c", write_conf(tmp_path, sock, **{"rpc-socket-group": str(gid)}))
     try:
         wait_for(lambda: answers(sock), timeout=10, what="momd answering")
+        st = os.lstat(sock)
+        assert (stat.S_IMODE(st.st_mode), st.st_gid) == (0o660, gid)
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=10)
     finally:
@@ -80,6 +84,7 @@ def test_sighup_reloads_the_policy_dir_and_keeps_it_when_a_file_is_broken(tmp_pa
     proc = start("-c", conf, log=log)
     try:
         wait_for(lambda: answers(sock), timeout=10, what="momd answering")
+        assert stat.S_IMODE(os.lstat(sock).st_mode) == 0o600
         client = rpc.connect(sock)
         assert client.getNamedPolicies() == {"00-a": "(defvar a 1)\n"}
 
