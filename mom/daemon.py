@@ -148,8 +148,15 @@ class _Signals:
         self._pending: collections.deque[int] = collections.deque()
 
     def install(self) -> None:
-        for signum in (*STOP_SIGNALS, signal.SIGHUP):
-            signal.signal(signum, self._handle)
+        self._saved = {signum: signal.signal(signum, self._handle)
+                       for signum in (*STOP_SIGNALS, signal.SIGHUP)}
+
+    def close(self) -> None:
+        """Give the signals back to their previous handlers (in-process callers)."""
+        for signum, handler in self._saved.items():
+            signal.signal(signum, handler)
+        os.close(self._read)
+        os.close(self._write)
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         self._pending.append(signum)
@@ -178,6 +185,15 @@ class _Signals:
 
 def serve(args: argparse.Namespace, startup: Startup) -> int:
     """Start MOM, report the start-up, run until SIGTERM/SIGINT or --run-for."""
+    signals = _Signals()
+    signals.install()           # a SIGTERM during start-up stops cleanly after it
+    try:
+        return _serve(args, startup, signals)
+    finally:
+        signals.close()
+
+
+def _serve(args: argparse.Namespace, startup: Startup, signals: _Signals) -> int:
     from mom import config as mom_config
     from mom import preflight
     from mom.app import MOM
@@ -185,8 +201,6 @@ def serve(args: argparse.Namespace, startup: Startup) -> int:
     from mom.hypervisor.base import HypervisorError
     from mom.rpc import RpcBindError
 
-    signals = _Signals()
-    signals.install()           # a SIGTERM during start-up stops cleanly after it
     conf_file, overrides = config_file(args), overrides_from(args)
     try:
         problems = preflight.check_plot_dir(mom_config.load(conf_file, overrides))

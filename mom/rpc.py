@@ -381,12 +381,14 @@ class RpcServer:
                 raise _ClientGone()
             data += chunk
         head = parse_head(bytes(data[:end]))
+        expects_continue = head.headers.get("expect", "").lower() == "100-continue"
         try:
             length = body_length(head, self.max_request_bytes)
         except _HttpError as err:
-            err.drain = max(0, err.drain - (len(data) - end - 4))
+            # A client waiting for "100 Continue" never sends the body.
+            err.drain = 0 if expects_continue else max(0, err.drain - (len(data) - end - 4))
             raise
-        if head.headers.get("expect", "").lower() == "100-continue":
+        if expects_continue:
             self._send(conn, b"HTTP/1.1 100 Continue\r\n\r\n")
         body = data[end + 4:]
         while len(body) < length:

@@ -450,3 +450,36 @@ def test_the_vdsm_front_object_talks_to_the_server(served):
     assert front.setPolicyParameters({"balloonEnabled": True}) is True
     assert target.policies["01-parameters"] == "(set balloonEnabled True)\n"
     front.stop()
+
+
+def test_expect_100_continue(served):
+    _, path, _ = served
+    body = xmlrpc.client.dumps((), "ping").encode()
+    sock = raw_connect(path)
+    try:
+        sock.sendall(b"POST / HTTP/1.1\r\nExpect: 100-continue\r\n"
+                     b"Content-Length: %d\r\n\r\n" % len(body))
+        assert sock.recv(100) == b"HTTP/1.1 100 Continue\r\n\r\n"
+        sock.sendall(body)
+        reply = b""
+        while chunk := sock.recv(4096):
+            reply += chunk
+        assert reply.startswith(b"HTTP/1.1 200 ") and b"<boolean>1</boolean>" in reply
+    finally:
+        sock.close()
+
+
+def test_an_oversized_request_waiting_for_100_continue_is_refused_at_once(tmp_path):
+    path = str(tmp_path / "mom.sock")
+    server = rpc.RpcServer(Target(), path, workers=1)
+    server.start()
+    try:
+        sock = raw_connect(path)
+        sock.sendall(b"POST / HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: %d\r\n\r\n"
+                     % (rpc.MAX_REQUEST_BYTES + 1))
+        assert sock.recv(100).startswith(b"HTTP/1.1 413 ")
+        sock.close()
+        # the only worker is free again at once, not waiting for a body
+        assert rpc.connect(path, timeout=1.0).ping() is True
+    finally:
+        server.stop()
