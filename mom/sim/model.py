@@ -327,13 +327,14 @@ class Simulation:
                              f"(the guest's maximum memory)")
         if target_kib == g.target:
             return
+        # The direction of a change is against the previous target, so a
+        # policy changing its mind while the balloon still moves counts.
+        direction = (target_kib > g.target) - (target_kib < g.target)
         g.target = target_kib
-        direction = (target_kib > g.cur) - (target_kib < g.cur)
         g.balloon.changes += 1
-        if direction and g.balloon.last_direction == -direction:
+        if g.balloon.last_direction == -direction:
             g.balloon.reversals += 1
-        if direction:
-            g.balloon.last_direction = direction
+        g.balloon.last_direction = direction
 
     def set_vcpu_tune(self, guest_id: str, quota: int | None, period: int | None) -> None:
         g = self.guest(guest_id)
