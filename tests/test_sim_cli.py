@@ -153,3 +153,8 @@ def test_a_timeline_with_unknown_values_draws(tmp_path):
     assert png_size(tmp_path / "t.png") == (1200, 900)
     with pytest.raises(PictureError, match="no samples"):
         draw(Timeline("empty", [], 1.0, [], 0.2, [], {}), str(tmp_path / "e.png"))
+
+
+def test_a_host_too_small_for_itself_is_refused():
+    with pytest.raises(ScenarioError, match="must exceed its own use"):
+        parse({"host": {"memory_mib": 1024}, "guests": [{}]}, "tiny")

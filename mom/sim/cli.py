@@ -84,7 +84,9 @@ def _progress_bar(total: int, enabled: bool) -> tuple[Callable[[str], None],
                                                        Callable[[int], None], Callable[[], None]]:
     """``(start_run(label), advance(seconds), close())`` of a terminal
     progress bar; all no-ops off a terminal or without tqdm."""
-    noop: Callable[..., None] = lambda *a: None  # noqa: E731
+    def noop(*args: object) -> None:
+        pass
+
     if not enabled or not sys.stderr.isatty():
         return noop, noop, noop
     try:
@@ -95,11 +97,19 @@ def _progress_bar(total: int, enabled: bool) -> tuple[Callable[[str], None],
     return bar.set_description, bar.update, bar.close
 
 
+def _span(seconds: float) -> str:
+    if seconds >= 3600 and seconds % 360 == 0:
+        return f"{seconds / 3600:g} h"
+    if seconds >= 60 and seconds % 6 == 0:
+        return f"{seconds / 60:g} min"
+    return f"{seconds:g} s"
+
+
 def describe(s: Scenario) -> str:
     maxima = sum(g.count * g.memory_mib for g in s.guests) / 1024
     host = s.host_memory_mib() / 1024
     return (f"{s.name}: {s.guest_count} guests (maxima {maxima:.1f} GiB) on a "
-            f"{host:.1f} GiB host, {s.duration / 3600:g} h, seed {s.seed}, "
+            f"{host:.1f} GiB host, {_span(s.duration)}, seed {s.seed}, "
             f"MOM every {s.interval:g} s")
 
 
@@ -117,11 +127,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     policies = [args.policy, *args.compare]
     for policy in policies:
-        if policy not in (runner.POLICY_NONE, runner.POLICY_STOCK):
-            if not os.path.isdir(policy):
-                print(f"mom-sim: policy directory {policy!r} does not exist "
-                      "(or use 'stock' or 'none')", file=sys.stderr)
-                return 2
+        if policy not in (runner.POLICY_NONE, runner.POLICY_STOCK) and not os.path.isdir(policy):
+            print(f"mom-sim: policy directory {policy!r} does not exist "
+                  "(or use 'stock' or 'none')", file=sys.stderr)
+            return 2
 
     out = sys.stderr if args.json else sys.stdout
     print(describe(scenario), file=out, flush=True)

@@ -11,8 +11,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from mom.hypervisor.base import (GuestGoneError, GuestInfo, GuestStats, Hypervisor,
-                                 HypervisorError, PolledGuest)
+from mom.hypervisor.base import (
+    GuestGoneError,
+    GuestInfo,
+    GuestStats,
+    Hypervisor,
+    HypervisorError,
+    PolledGuest,
+)
 from mom.sim.model import Simulation
 
 

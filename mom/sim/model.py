@@ -321,7 +321,7 @@ class Simulation:
     def set_balloon_target(self, guest_id: str, target_kib: int) -> None:
         g = self.guest(guest_id)
         if isinstance(target_kib, bool) or not isinstance(target_kib, int):
-            raise ValueError(f"balloon target {target_kib!r} is not a whole number of KiB")
+            raise TypeError(f"balloon target {target_kib!r} is not a whole number of KiB")
         if not 0 < target_kib <= g.max_kib:
             raise ValueError(f"balloon target {target_kib} KiB is outside 1..{g.max_kib} "
                              f"(the guest's maximum memory)")
@@ -436,8 +436,7 @@ class Simulation:
             self.free_kib += gone - from_swap
         g.footprint = new
         limit = min(g.ksm_capacity_pages(), g.resident // PAGE_KIB)
-        if g.merged > limit:
-            g.merged = limit
+        g.merged = min(g.merged, limit)
 
     def _start(self, g: SimGuest) -> None:
         g.state = "running"

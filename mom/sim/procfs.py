@@ -97,16 +97,26 @@ def _ticks(seconds: float) -> int:
     return int(seconds * CLK_TCK)
 
 
+def _cpu_line(name: str, user: int, system: int, idle: int) -> str:
+    # user nice system idle iowait irq softirq steal guest guest_nice;
+    # guest time is also counted in user, as the kernel does.
+    return f"{name} {user} 0 {system} {idle} 0 0 0 0 {user} 0"
+
+
+def _nth_share(total: int, parts: int, n: int) -> int:
+    """Part ``n`` of ``total`` split into ``parts`` whole shares."""
+    return total // parts + (1 if n < total % parts else 0)
+
+
 def stat_text(sim: Simulation) -> str:
     """/proc/stat: CPU time in clock ticks since the simulated boot."""
     user = _ticks(sum(g.cpu_seconds for g in sim.guests))
     system = _ticks(sim.ksm.cpu_seconds) + _ticks(sim.now * 0.01 * sim.cpus)
     idle = max(0, _ticks(sim.now * sim.cpus) - user - system)
-    fields = lambda u, s, i, g: f"{u} 0 {s} {i} 0 0 0 0 {g} 0"  # noqa: E731
-    lines = [f"cpu  {fields(user, system, idle, user)}"]
-    for cpu in range(sim.cpus):
-        share = lambda v: v // sim.cpus + (1 if cpu < v % sim.cpus else 0)  # noqa: E731
-        lines.append(f"cpu{cpu} {fields(share(user), share(system), share(idle), share(user))}")
+    lines = [_cpu_line("cpu ", user, system, idle)]
+    for n in range(sim.cpus):
+        lines.append(_cpu_line(f"cpu{n}", _nth_share(user, sim.cpus, n),
+                               _nth_share(system, sim.cpus, n), _nth_share(idle, sim.cpus, n)))
     lines += [f"intr {_ticks(sim.now) * sim.cpus * 10}",
               f"ctxt {_ticks(sim.now) * sim.cpus * 50}",
               f"btime {BOOT_TIME}", f"processes {1000 + len(sim.guests)}",

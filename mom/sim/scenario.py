@@ -115,7 +115,7 @@ class Scenario:
         return round(total / self.host.overcommit)
 
     def with_options(self, *, guests: int | None = None, duration: float | None = None,
-                     seed: int | None = None, interval: float | None = None) -> "Scenario":
+                     seed: int | None = None, interval: float | None = None) -> Scenario:
         """This scenario with the command-line options applied.
 
         ``guests`` is the total; it is shared among the groups in
@@ -136,7 +136,9 @@ class Scenario:
             if guests < 1:
                 raise ScenarioError(f"guests {guests!r} is not at least 1")
             changes["guests"] = _share_guests(self.guests, guests)
-        return dataclasses.replace(self, **changes)
+        changed = dataclasses.replace(self, **changes)
+        _check(changed, f"{self.name} with these options")
+        return changed
 
 
 def _share_guests(groups: tuple[GuestSpec, ...], total: int) -> tuple[GuestSpec, ...]:
@@ -254,6 +256,11 @@ def _check(s: Scenario, origin: str) -> None:
         need(getattr(h, key) >= 0, f"[host] {key} must not be negative")
     need(h.cpus >= 1, "[host] cpus must be at least 1")
     need(h.balloon_mib_per_s >= 1, "[host] balloon_mib_per_s must be at least 1")
+    if s.guests and (h.memory_mib or h.overcommit):
+        own = h.reserved_mib + h.cache_mib + h.min_free_mib
+        need(s.host_memory_mib() > own,
+             f"[host] memory ({s.host_memory_mib()} MiB) must exceed its own use: "
+             f"reserved_mib + cache_mib + min_free_mib = {own} MiB")
     k = s.ksm
     need(k.run in (0, 1, 2), "[ksm] run must be 0, 1 or 2")
     need(k.pages_to_scan >= 0 and k.sleep_millisecs >= 0, "[ksm] values must not be negative")
