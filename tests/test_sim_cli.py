@@ -1,4 +1,5 @@
 """mom-sim: determinism, --compare, --json, scenarios and the picture."""
+import io
 import json
 import struct
 
@@ -158,3 +159,19 @@ def test_a_timeline_with_unknown_values_draws(tmp_path):
 def test_a_host_too_small_for_itself_is_refused():
     with pytest.raises(ScenarioError, match="must exceed its own use"):
         parse({"host": {"memory_mib": 1024}, "guests": [{}]}, "tiny")
+
+
+class FakeTerminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_a_progress_bar_on_a_terminal_only(monkeypatch, capsys):
+    terminal = FakeTerminal()
+    monkeypatch.setattr("sys.stderr", terminal)
+    assert cli.main(["relaxed", *SHORT, "--no-plot", "--compare", "none"]) == 0
+    bar = terminal.getvalue()
+    assert "600/1200" in bar and "sim s" in bar and "none" in bar
+    monkeypatch.undo()
+    assert cli.main(["relaxed", *SHORT, "--no-plot"]) == 0
+    assert "sim s" not in capsys.readouterr().err
