@@ -1,7 +1,11 @@
 """mom-sim: determinism, --compare, --json, scenarios and the picture."""
 import io
 import json
+import os
 import struct
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -175,3 +179,16 @@ def test_a_progress_bar_on_a_terminal_only(monkeypatch, capsys):
     monkeypatch.undo()
     assert cli.main(["relaxed", *SHORT, "--no-plot"]) == 0
     assert "sim s" not in capsys.readouterr().err
+
+
+def test_results_do_not_depend_on_hash_randomisation():
+    args = [sys.executable, "-m", "mom.sim.cli", "overcommit-150", "--guests", "3",
+            "--duration", "10m", "--json", "--no-plot"]
+    outputs = set()
+    for seed in ("1", "2"):
+        env = dict(os.environ, PYTHONHASHSEED=seed)
+        done = subprocess.run(args, env=env, capture_output=True, text=True, check=True,
+                              cwd=Path(cli.__file__).parents[2])
+        outputs.add(done.stdout)
+    assert len(outputs) == 1
+    assert json.loads(outputs.pop())["runs"][0]["balloon_changes"] > 0
