@@ -24,6 +24,7 @@ class Summary:
     host_swap_in_mib: float
     guest_swap_out_mib: float
     guest_swap_in_mib: float
+    swap_out_total_mib: float
     guest_major_faults: int
     host_free_min_pct: float
     host_free_mean_pct: float
@@ -49,6 +50,7 @@ ROWS: list[tuple[str, str, str]] = [
     ("host swap-in (MiB)", "host_swap_in_mib", "{:.1f}"),
     ("guest swap-out (MiB)", "guest_swap_out_mib", "{:.1f}"),
     ("guest swap-in (MiB)", "guest_swap_in_mib", "{:.1f}"),
+    ("swap-out, host + guests (MiB)", "swap_out_total_mib", "{:.1f}"),
     ("guest major faults", "guest_major_faults", "{:d}"),
     ("host free, min (%)", "host_free_min_pct", "{:.1f}"),
     ("host free, mean (%)", "host_free_mean_pct", "{:.1f}"),
@@ -119,6 +121,8 @@ class Observer:
             host_swap_in_mib=round(sim.counters.pswpin_kib / MIB, 1),
             guest_swap_out_mib=round(sum(g.swap_out_kib for g in guests) / MIB, 1),
             guest_swap_in_mib=round(sum(g.swap_in_kib for g in guests) / MIB, 1),
+            swap_out_total_mib=round((sim.counters.pswpout_kib
+                                      + sum(g.swap_out_kib for g in guests)) / MIB, 1),
             guest_major_faults=sum(g.major_faults for g in guests),
             host_free_min_pct=round(100 * self.free_min, 1),
             host_free_mean_pct=round(100 * self.free_sum / steps, 1),
