@@ -32,8 +32,9 @@ from mom.rpc import RpcServer
 log = logging.getLogger(__name__)
 
 # How long shutdown() waits for the worker, and for the hypervisor to
-# close: a hung hypervisor call must not hang the program that embeds MOM.
-STOP_TIMEOUT = 3.0
+# close: a hung hypervisor call must not hang the program that embeds MOM
+# (3 s in all at most).
+STOP_TIMEOUT = 1.5
 CLOSE_TIMEOUT = 1.0
 
 
@@ -146,8 +147,8 @@ class MOM:
         if worker is not None and worker is not threading.current_thread():
             worker.join(STOP_TIMEOUT)
             if worker.is_alive():
-                log.warning("the MOM worker did not stop within %.0f s (a hypervisor "
-                            "call may hang); leaving it behind", STOP_TIMEOUT)
+                log.warning("the MOM worker did not stop within %.1f s (a hypervisor "
+                            "call may hang); it ends when the call returns", STOP_TIMEOUT)
         if self._rpc is not None:
             self._rpc.stop()
         closer = threading.Thread(target=self._close_hypervisor, name="MOMClose", daemon=True)
