@@ -110,7 +110,8 @@ class Cycle:
                 f"hypervisor {self.hypervisor.name} poll failed: "
                 f"{type(err).__name__}: {err}; nothing is evaluated or applied until "
                 "it answers (retried every cycle)"),
-                exc_info=None if expected else err, summary=type(err).__name__)
+                exc_info=None if expected else err, summary=type(err).__name__,
+                level=logging.DEBUG if getattr(err, "logged", False) else logging.WARNING)
             return None
         self._problems.ok("poll", f"hypervisor {self.hypervisor.name} answers again")
         return polled

@@ -54,7 +54,9 @@ class Monitor:
                                     "need its data are held back until it works")
                 missing |= collector.fields - collector.optional_fields
                 continue
-            except Exception as err:
+            except KeyboardInterrupt:
+                raise
+            except BaseException as err:       # a library's SystemExit included
                 self._problems.fail(cname, f"{self.name}: collector {cname} crashed",
                                     exc_info=err, summary=f"crash {type(err).__name__}")
                 missing |= collector.fields - collector.optional_fields

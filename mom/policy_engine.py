@@ -64,8 +64,12 @@ class PolicyEngine:
         for controller in self.controllers:
             try:
                 controller.process(host, guests)
-            except Exception:
-                log.exception("controller %s failed", type(controller).__name__)
+            except KeyboardInterrupt:
+                raise
+            except BaseException as err:
+                self._problems.fail(("controller", type(controller).__name__),
+                                    f"controller {type(controller).__name__} failed: "
+                                    f"{type(err).__name__}: {err}", exc_info=err)
 
 
 def _drop_blocked_controls(guest: Entity) -> None:

@@ -10,16 +10,18 @@ problem, and the end of one.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Hashable
+import threading
+from collections.abc import Hashable, Iterable
 
 
 class Conditions:
     """The problem currently reported per key (a guest id, a verb, None for
-    the host...).  Thread-safe enough for MOM's use: one worker writes."""
+    the host...).  Thread-safe: the RPC server's workers share one."""
 
     def __init__(self, logger: logging.Logger) -> None:
         self._log = logger
         self._active: dict[Hashable, str] = {}
+        self._lock = threading.Lock()
 
     def fail(self, key: Hashable, message: str, *, level: int = logging.WARNING,
              exc_info: BaseException | None = None, summary: str | None = None) -> bool:
@@ -27,18 +29,21 @@ class Conditions:
         the one reported (``summary`` compares, default the message).
         True when it was logged."""
         summary = message if summary is None else summary
-        if self._active.get(key) == summary:
+        with self._lock:
+            repeated = self._active.get(key) == summary
+            self._active[key] = summary
+        if repeated:
             self._log.debug("%s (again)", message)
             return False
-        self._active[key] = summary
         self._log.log(level, "%s", message, exc_info=exc_info)
         return True
 
     def ok(self, key: Hashable, message: str | None = None) -> bool:
         """The problem of ``key`` (if any) is over; log ``message`` at INFO
         when there was one.  True when it was."""
-        if self._active.pop(key, None) is None:
-            return False
+        with self._lock:
+            if self._active.pop(key, None) is None:
+                return False
         if message:
             self._log.info("%s", message)
         return True
@@ -48,11 +53,13 @@ class Conditions:
 
     def keys(self) -> list[Hashable]:
         """Keys with a problem reported now."""
-        return list(self._active)
+        with self._lock:
+            return list(self._active)
 
     def prune(self, live: Iterable[Hashable]) -> None:
         """Forget keys that no longer exist (vanished guests), quietly, so
         memory stays bounded; ``None`` (host-wide) is always kept."""
         keep = set(live)
-        for key in [k for k in self._active if k is not None and k not in keep]:
-            del self._active[key]
+        with self._lock:
+            for key in [k for k in self._active if k is not None and k not in keep]:
+                del self._active[key]

@@ -32,6 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from mom.reporting import Conditions
 from mom.rpc_api import EXPORTED, Dispatcher
 from mom.rpc_unix import RpcBindError, bind_unix, remove_own
 
@@ -169,7 +170,7 @@ class RpcServer:
         self._work: queue.Queue[tuple[socket.socket, float] | None] = queue.Queue()
         self._held = 0
         self._held_lock = threading.Lock()
-        self._notified: set[str] = set()
+        self._notified = Conditions(log)
         self._started = False
         self._closed = False
         self.thread = threading.Thread(target=self._accept_loop, name="RPCServer", daemon=True)
@@ -229,11 +230,8 @@ class RpcServer:
 
     def _note(self, condition: str, message: str, *args: Any) -> None:
         """A client's misbehaviour: a warning the first time, then debug."""
-        if condition in self._notified:
-            log.debug(message, *args)
-        else:
-            self._notified.add(condition)
-            log.warning(message + " (further cases are logged at debug level)", *args)
+        self._notified.fail(condition, (message % args) + " (further cases are logged "
+                            "at debug level)", summary=condition)
 
     # -- accepting --------------------------------------------------------
     def _wait_ready(self) -> bool:

@@ -6,6 +6,7 @@ import pytest
 from fake_hypervisor import FakeHypervisor
 
 from mom.controllers import KSM, Balloon, CpuTune, IoTune
+from mom.controllers import balloon as balloon_module
 from mom.config import defaults
 from mom.controllers.base import ControllerContext
 from mom.entity import Entity
@@ -287,3 +288,29 @@ def test_balloon_one_target_per_sample_then_resent_on_a_new_sample():
     controller.process(host(), [guest("a", controls={"balloon_target": 500},
                                       balloon_cur=500, stamp=3)])
     assert hv.calls_to("set_balloon_target") == [("a", 500), ("a", 500)]
+
+
+def test_balloon_target_the_guest_cannot_reach_is_given_up_then_retried(caplog):
+    hv = hv_with("a")
+    hv.apply_effects = False            # the guest's kernel gives nothing back
+    controller = make(Balloon, hv)
+
+    def evaluate(stamp, target=500, cur=1000):
+        controller.process(host(), [guest("a", controls={"balloon_target": target},
+                                          balloon_cur=cur, stamp=stamp)])
+
+    caplog.set_level(logging.INFO, logger="mom.controllers")
+    for stamp in range(10):
+        evaluate(stamp)
+    # sent on the first sample and the STUCK_AFTER samples it stood still, then no more
+    assert len(hv.calls_to("set_balloon_target")) == 1 + balloon_module.STUCK_AFTER - 1
+    stuck = [r for r in caplog.records if "short of the target" in r.getMessage()]
+    assert len(stuck) == 1 and stuck[0].levelno == logging.WARNING
+    evaluate(10, target=600)            # the policy asks for something else
+    assert hv.calls_to("set_balloon_target")[-1] == ("a", 600)
+    assert "balloon targets are sent again" in caplog.text
+    for stamp in range(11, 20):
+        evaluate(stamp, target=600)
+    calls = len(hv.calls_to("set_balloon_target"))
+    evaluate(20, target=600, cur=900)   # the balloon moves
+    assert len(hv.calls_to("set_balloon_target")) == calls + 1

@@ -147,14 +147,14 @@ def test_status_codes_map_to_errors_per_vm(server: FakeVdsmServer) -> None:
     hv.close()
 
 
-def test_missing_stats_list_fails_the_poll_with_one_warning(
+def test_missing_stats_list_fails_the_poll(
         server: FakeVdsmServer, caplog: pytest.LogCaptureFixture) -> None:
     server.override("getAllVmStats", {"status": {"code": 0, "message": "Done"}})
     hv = backend(server)
     for _ in range(3):
         with pytest.raises(HypervisorError, match="not a list"):
             hv.poll()
-    assert len(warnings(caplog)) == 1
+    assert warnings(caplog) == []       # MOM's cycle reports it, once
 
 
 def test_a_failing_policy_fetch_keeps_the_vm_managed(server: FakeVdsmServer, clock: Clock,

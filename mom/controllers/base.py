@@ -104,7 +104,9 @@ class ChangeController(Controller):
             if not changes:
                 return
             self.apply(entity, changes)
-        except Exception as err:   # one target's failure must not stop the rest
+        except KeyboardInterrupt:
+            raise
+        except BaseException as err:   # one target's failure must not stop the rest
             self._report(target, entity, err)
             return
         record = self._applied.setdefault(target, {})
@@ -112,7 +114,7 @@ class ChangeController(Controller):
             record[key] = (value, entity.stamp)
         self._failures.ok(target, f"{label(entity)}: can {self.action} again")
 
-    def _report(self, target: str | None, entity: Entity, err: Exception) -> None:
+    def _report(self, target: str | None, entity: Entity, err: BaseException) -> None:
         who = label(entity)
         if isinstance(err, GuestGoneError):
             self._failures.fail(target, f"{who}: cannot {self.action}, the guest is "

@@ -38,7 +38,11 @@ from mom.facts import IOTUNE_KEYS, KSM_TUNE_KEYS  # noqa: F401  (re-exported)
 
 
 class HypervisorError(Exception):
-    """A hypervisor call failed; ``guest_id`` says which guest, if any."""
+    """A hypervisor call failed; ``guest_id`` says which guest, if any.
+    ``logged`` is true when the back-end has logged it already, in more
+    detail than the caller could (the caller then keeps quiet)."""
+
+    logged = False
 
     def __init__(self, message: str, guest_id: str | None = None) -> None:
         super().__init__(message)

@@ -341,10 +341,19 @@ class VdsmHypervisor(Hypervisor):
     def poll(self) -> list[PolledGuest]:
         """One ``getAllVmStats``: the VMs that are Up, with their stats."""
         reply = self._call("getAllVmStats", None, self._host().getAllVmStats)
-        entries = reply_list(reply, "statsList")
+        entries = reply.get("statsList") if isinstance(reply, Mapping) else None
+        problem = None
+        if not isinstance(entries, list):
+            problem = f"its statsList is not a list ({type(entries).__name__})"
+        elif any(not isinstance(e, Mapping) or not e.get("vmId") for e in entries):
+            problem = "an entry is not VM stats with a vmId"
+        if problem is not None:
+            # Which guest is which cannot be told: act on none of them this
+            # cycle, and keep every guest and its history.
+            raise HypervisorError(f"VDSM's getAllVmStats reply is unusable: {problem}")
         polled = []
         for stats in entries:
-            info = guest_info(stats) if isinstance(stats, Mapping) else None
+            info = guest_info(stats)
             if info is None:
                 continue
             try:

@@ -71,15 +71,17 @@ class VdsmJsonRpcHypervisor(VdsmRpcHypervisor):
             self._io_next = now + min(self.iotune_refresh, IOTUNE_RETRY)
             if isinstance(err, VdsmUnreachable):
                 return          # logged once already
-            self._once.report(("", "iotune"), f"{err}; disks keep the I/O policies "
-                              "known before (none for new VMs) until the next try")
+            self._once.fail(("", "iotune"), f"{err}; disks keep the I/O policies "
+                            "known before (none for new VMs) until the next try",
+                            summary="iotune")
             return
         self._io_next = now + self.iotune_refresh
         if not isinstance(reply, Mapping):
-            self._once.report(("", "iotune"), "VDSM's Host.getAllVmIoTunePolicies reply "
-                              f"is not a map of VMs ({type(reply).__name__}); ignored")
+            self._once.fail(("", "iotune"), "VDSM's Host.getAllVmIoTunePolicies reply "
+                            f"is not a map of VMs ({type(reply).__name__}); ignored",
+                            summary="iotune")
             return
-        self._once.clear(("", "iotune"))
+        self._once.ok(("", "iotune"))
         fresh = {}
         for vm_id, item in reply.items():
             if isinstance(item, Mapping):

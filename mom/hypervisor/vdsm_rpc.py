@@ -35,9 +35,10 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from mom.reporting import Conditions
 from mom.hypervisor.base import (
     KSM_TUNE_KEYS, GuestGoneError, GuestInfo, Hypervisor,
     HypervisorError, PolledGuest)
@@ -60,6 +61,8 @@ IOTUNE_RETRY = 60.0
 class VdsmUnreachable(HypervisorError):
     """No connection to VDSM (already logged once by the back-end)."""
 
+    logged = True
+
 
 class RpcClient(Protocol):
     """What a binding's connection offers (see stomp_jsonrpc, xmlrpc_client)."""
@@ -76,28 +79,6 @@ class IoTuneInfo:
     policy: list[Any]
     current: list[Any] | None
     next_fetch: float = 0.0     # when to fetch the policy again
-
-
-@dataclass
-class _Once:
-    """Log a condition once (then at DEBUG) until it clears."""
-    seen: set[tuple[str, str]] = field(default_factory=set)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def report(self, key: tuple[str, str], message: str,
-               level: int = logging.WARNING) -> None:
-        with self.lock:
-            first = key not in self.seen
-            self.seen.add(key)
-        log.log(level if first else logging.DEBUG, "%s", message)
-
-    def clear(self, key: tuple[str, str]) -> None:
-        with self.lock:
-            self.seen.discard(key)
-
-    def keep_only(self, vm_ids: set[str]) -> None:
-        with self.lock:
-            self.seen = {k for k in self.seen if not k[0] or k[0] in vm_ids}
 
 
 def as_list(value: Any) -> list[Any]:
@@ -132,7 +113,7 @@ class VdsmRpcHypervisor(Hypervisor):
         self._ever_connected = False
         self._down_since: float | None = None
         self._down_reason: str | None = None
-        self._once = _Once()
+        self._once = Conditions(log)
         self._io: dict[str, IoTuneInfo] = {}
         self._io_lock = threading.Lock()
 
@@ -253,27 +234,19 @@ class VdsmRpcHypervisor(Hypervisor):
         if not isinstance(entries, list):
             message = (f"VDSM's {verb} reply is not a list of VM stats "
                        f"({type(entries).__name__}); this cycle is skipped")
-            self._once.report(("", "poll:shape"), message)
             raise HypervisorError(message)
-        self._once.clear(("", "poll:shape"))
+        bad = sum(1 for e in entries if not isinstance(e, Mapping) or not e.get("vmId"))
+        if bad:
+            # Which guest is which cannot be told: act on none of them this
+            # cycle, and keep every guest and its history.
+            message = (f"{bad} of {len(entries)} entries of VDSM's {verb} reply are not "
+                       "VM stats with a vmId; this cycle is skipped")
+            raise HypervisorError(message)
         managed: list[tuple[GuestInfo, Mapping[str, Any]]] = []
-        bad = 0
         for entry in entries:
-            if not isinstance(entry, Mapping) or not entry.get("vmId"):
-                bad += 1
-                continue
             info = guest_info(entry)
             if info is not None:
                 managed.append((info, entry))
-        if bad:
-            message = (f"{bad} of {len(entries)} entries of VDSM's {verb} reply are not "
-                       "VM stats with a vmId; they are skipped")
-            if bad == len(entries):
-                self._once.report(("", "poll:entries"), message)
-                raise HypervisorError(f"VDSM's {verb} reply holds no usable VM stats")
-            self._once.report(("", "poll:entries"), message)
-        else:
-            self._once.clear(("", "poll:entries"))
         present = {info.id for info, _ in managed}
         if self.iotune and managed:
             self._refresh_iotune([info.id for info, _ in managed])
@@ -284,11 +257,11 @@ class VdsmRpcHypervisor(Hypervisor):
                 if self.iotune and "iotune" not in stats:
                     stats["iotune"] = self._iotune_section(info.id, entry)
             except Exception as err:    # one odd entry must not hide the others
-                self._once.report((info.id, "convert"),
+                self._once.fail((info.id, "convert"),
                                   f"cannot read VDSM's stats of VM {info.id} "
                                   f"({type(err).__name__}: {err}); it is skipped")
                 continue
-            self._once.clear((info.id, "convert"))
+            self._once.ok((info.id, "convert"))
             guests.append(PolledGuest(info, stats))
         self._forget_vanished(present)
         return guests
@@ -307,7 +280,7 @@ class VdsmRpcHypervisor(Hypervisor):
         with self._io_lock:
             for vm_id in [k for k in self._io if k not in present]:
                 del self._io[vm_id]
-        self._once.keep_only(present)
+        self._once.prune([k for k in self._once.keys() if not k[0] or k[0] in present])
 
     # -- the rest of the interface ------------------------------------------
     def ping(self) -> bool:

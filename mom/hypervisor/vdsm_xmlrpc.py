@@ -74,9 +74,9 @@ class VdsmXmlRpcHypervisor(VdsmRpcHypervisor):
                 return          # logged once already; the rest is tried next cycle
             except HypervisorError as err:
                 level = logging.INFO if isinstance(err, GuestGoneError) else logging.WARNING
-                self._once.report((vm_id, "iotune"), f"{err}; its disks keep the I/O "
-                                  "policy known before (none if new) until the next try",
-                                  level)
+                self._once.fail((vm_id, "iotune"), f"{err}; its disks keep the I/O "
+                                "policy known before (none if new) until the next try",
+                                level=level, summary="iotune")
                 retry = now + min(self.iotune_refresh, IOTUNE_RETRY)
                 with self._io_lock:
                     if known is None:
@@ -84,7 +84,7 @@ class VdsmXmlRpcHypervisor(VdsmRpcHypervisor):
                     else:
                         known.next_fetch = retry
                 continue
-            self._once.clear((vm_id, "iotune"))
+            self._once.ok((vm_id, "iotune"))
             policy = reply_list(reply, "ioTunePolicyList")
             with self._io_lock:
                 current = known.current if known is not None else None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 import threading
 from collections.abc import Mapping
 from typing import Any
@@ -26,13 +27,29 @@ DEFAULT_POLICY_NAME = "50_main_"
 _BOUND = ("Host", "Guests")
 
 
+class NotAPolicyFile(PolicyError):
+    """The path is not a regular file (a FIFO, a device, a directory)."""
+
+
 def read_policy_file(path: str, name: str) -> str:
-    """A policy file's text; PolicyError (naming the policy) when unreadable."""
+    """A policy file's text; PolicyError (naming the policy) when unreadable.
+
+    Opened without blocking and checked to be a regular file first, so a
+    FIFO or device named ``x.policy`` cannot hang MOM's start-up.
+    """
     try:
-        with open(path, encoding="utf-8") as f:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as exc:
+        raise PolicyError(f"cannot read {path}: {exc}", policy=name) from exc
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise NotAPolicyFile(f"{path} is not a regular file", policy=name)
+        with os.fdopen(fd, encoding="utf-8", closefd=False) as f:
             return f.read()
     except (OSError, UnicodeDecodeError) as exc:
         raise PolicyError(f"cannot read {path}: {exc}", policy=name) from exc
+    finally:
+        os.close(fd)
 
 
 def file_error(path: str, error: PolicyError) -> str:
@@ -123,6 +140,8 @@ class PolicySet:
             try:
                 programs[name] = compile_policy(
                     read_policy_file(os.path.join(path, filename), name), name, _BOUND)
+            except NotAPolicyFile as error:
+                log.warning("skipped: %s", error)       # not a policy at all
             except PolicyError as error:
                 errors.append(error)
                 log.error("policy file refused: %s",
