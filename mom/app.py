@@ -63,6 +63,7 @@ class MOM:
         self._ready = threading.Event()          # the first host sample exists
         self._worker: threading.Thread | None = None
         self._running_in: threading.Thread | None = None
+        self._work_done = threading.Event()      # the cycle loop has ended
         self._rpc: RpcServer | None = None
 
         self.policies = PolicySet()
@@ -129,6 +130,12 @@ class MOM:
 
     def _work(self) -> None:
         """The worker: run the cycle when due, sleep until the next step."""
+        try:
+            self._loop()
+        finally:
+            self._work_done.set()
+
+    def _loop(self) -> None:
         cycle = self.cycle
         while not self._stopping.is_set():
             try:
@@ -160,8 +167,7 @@ class MOM:
         self._wakeup.set()
         worker = self._worker or self._running_in
         if worker is not None and worker is not threading.current_thread():
-            worker.join(STOP_TIMEOUT)
-            if worker.is_alive():
+            if not self._work_done.wait(STOP_TIMEOUT):
                 log.warning("the MOM worker did not stop within %.1f s (a hypervisor "
                             "call may hang); it ends when the call returns", STOP_TIMEOUT)
         if self._rpc is not None:

@@ -113,7 +113,7 @@ class Cycle:
                 exc_info=None if expected else err, summary=type(err).__name__,
                 level=logging.DEBUG if getattr(err, "logged", False) else logging.WARNING)
             return None
-        self._problems.ok("poll", f"hypervisor {self.hypervisor.name} answers again")
+        self._problems.ok("poll", "hypervisor %s answers again", self.hypervisor.name)
         return polled
 
     def _evaluate(self, now: float) -> bool:

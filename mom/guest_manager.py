@@ -117,7 +117,7 @@ class GuestManager:
                                     f"{now - monitor.stamp:.0f} s old; no controls "
                                     "until fresh ones arrive")
                 continue
-            self._problems.ok(key, f"{monitor.name}: statistics are fresh again")
+            self._problems.ok(key, "%s: statistics are fresh again", monitor.name)
             entity = monitor.entity()
             if entity is not None:
                 result.append(entity)

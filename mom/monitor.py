@@ -22,6 +22,7 @@ from mom.plotter import Plotter
 from mom.reporting import Conditions
 
 log = logging.getLogger(__name__)
+_NONE: frozenset[str] = frozenset()
 
 
 class Monitor:
@@ -32,6 +33,9 @@ class Monitor:
         self.properties = properties
         self.collectors = collectors
         self.fields = frozenset().union(*(c.fields for c in collectors))
+        # (collector, its name, the fields it must provide), worked out once
+        self._plan = [(c, type(c).__name__, c.fields - c.optional_fields)
+                      for c in collectors]
         self.history: deque[dict[str, Any]] = deque(maxlen=history_length)
         self.variables: dict[str, Any] = {}      # SetVar/GetVar across cycles
         self.stamp: float | None = None          # cycle time of the latest sample
@@ -45,36 +49,36 @@ class Monitor:
         field came in (the sample is kept either way)."""
         sample: dict[str, Any] = {}
         missing: set[str] = set()
-        for collector in self.collectors:
-            cname = type(collector).__name__
+        for collector, cname, required in self._plan:
             try:
                 values = collector.collect()
             except CollectionError as err:
                 self._problems.fail(cname, f"{self.name}: {cname}: {err}; controls that "
                                     "need its data are held back until it works")
-                missing |= collector.fields - collector.optional_fields
+                missing |= required
                 continue
             except KeyboardInterrupt:
                 raise
             except BaseException as err:       # a library's SystemExit included
                 self._problems.fail(cname, f"{self.name}: collector {cname} crashed",
                                     exc_info=err, summary=f"crash {type(err).__name__}")
-                missing |= collector.fields - collector.optional_fields
+                missing |= required
                 continue
-            required = collector.fields - collector.optional_fields
-            lacking = sorted(f for f in required if values.get(f) is None)
+            lacking = [f for f in required if values.get(f) is None]
             if lacking:
                 self._problems.fail(cname, f"{self.name}: {cname} gave no "
-                                    + ", ".join(lacking))
+                                    + ", ".join(sorted(lacking)))
                 missing.update(lacking)
             else:
-                self._problems.ok(cname, f"{self.name}: {cname} works again")
+                self._problems.ok(cname, "%s: %s works again", self.name, cname)
             sample.update(values)
-        kept = {k: v for k, v in sample.items() if k in self.fields}
+        fields = self.fields
+        kept = sample if fields.issuperset(sample) else {
+            k: v for k, v in sample.items() if k in fields}
         with self._lock:
             self.history.append(kept)
             self.stamp = now
-            self.missing = frozenset(missing)
+            self.missing = frozenset(missing) if missing else _NONE
         if self.plotter is not None:
             self.plotter.plot(kept)
         return not missing

@@ -38,14 +38,17 @@ class Conditions:
         self._log.log(level, "%s", message, exc_info=exc_info)
         return True
 
-    def ok(self, key: Hashable, message: str | None = None) -> bool:
-        """The problem of ``key`` (if any) is over; log ``message`` at INFO
-        when there was one.  True when it was."""
+    def ok(self, key: Hashable, message: str | None = None, *args: object) -> bool:
+        """The problem of ``key`` (if any) is over; log ``message % args``
+        at INFO when there was one.  True when it was.  Cheap when there
+        was none: it runs for every guest every cycle."""
+        if key not in self._active:
+            return False
         with self._lock:
             if self._active.pop(key, None) is None:
                 return False
         if message:
-            self._log.info("%s", message)
+            self._log.info(message, *args)
         return True
 
     def active(self, key: Hashable) -> bool:

@@ -308,7 +308,9 @@ def test_run_blocks_until_shutdown_and_adds_no_thread(host):
     assert runner.is_alive()
     assert instance.threads() == []
     assert threading.active_count() == before + 1      # the caller's own thread
+    started = time.monotonic()
     instance.shutdown()
+    assert time.monotonic() - started < 1.0            # nothing hangs: prompt
     runner.join(5)
     assert not runner.is_alive()
 

@@ -322,7 +322,7 @@ class ProcessMomFront(MomFront):
             self._warn_once("down", "MOM (%s) is not available: %s: %s",
                             self.socket_path, type(err).__name__, err)
             return default
-        self._problems.ok("down", f"MOM ({self.socket_path}) is available again")
+        self._problems.ok("down", "MOM (%s) is available again", self.socket_path)
         if self._resync and resync:
             self._resync = False
             text = self._parameters_text()

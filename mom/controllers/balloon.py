@@ -60,8 +60,8 @@ class Balloon(ChangeController):
         sent = self._sent.get(gid)
         if (sent is None or sent.target != target or sent.cur != guest.balloon_cur
                 or guest.balloon_cur == target):
-            if self._stuck.ok(gid, f"{label(guest)}: balloon targets are sent again "
-                              "(a new target, or the balloon moved)"):
+            if self._stuck.ok(gid, "%s: balloon targets are sent again (a new target, "
+                              "or the balloon moved)", label(guest)):
                 self._sent.pop(gid, None)
             return False
         if sent.stamp != guest.stamp:      # a new sample, the balloon where it was

@@ -283,8 +283,8 @@ class VdsmHypervisor(Hypervisor):
 
     def _recovered(self, guest_id: str | None, verb: str) -> None:
         """A call worked: the next failure of it is news again."""
-        self._problems.ok((guest_id or "", verb),
-                          f"VDSM {verb} works again" + (f" for VM {guest_id}" if guest_id else ""))
+        self._problems.ok((guest_id or "", verb), "VDSM %s works again%s", verb,
+                          f" for VM {guest_id}" if guest_id else "")
 
     def _call(self, verb: str, guest_id: str | None, func: Callable[..., Any],
               *args: Any) -> Any:
