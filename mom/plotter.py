@@ -24,11 +24,13 @@ text) and :func:`read_plot_dir` (a whole run directory).
 """
 from __future__ import annotations
 
+import bisect
 import json
 import logging
 import os
 import re
-from collections.abc import Mapping
+import statistics
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -164,6 +166,53 @@ class Recording:
     guests: dict[str, Series] = field(default_factory=dict)
     #: per entity file stem (``host`` or a guest): (elapsed, controls) per evaluation
     controls: dict[str, list[tuple[float, dict[str, Any]]]] = field(default_factory=dict)
+
+    def host_times(self) -> list[float]:
+        """The host's sample times; positions 0, 1, 2... for a file without times."""
+        if self.host.times is not None:
+            return list(self.host.times)
+        return [float(i) for i in range(len(self.host.samples))]
+
+
+class Aligned:
+    """One entity's samples with the time each was taken (for replay and mom-plot).
+
+    Rows of a file without times are given the host's time of the same
+    position (``host_times``).
+    """
+
+    def __init__(self, series: Series, host_times: Sequence[float]) -> None:
+        self.series = series
+        if series.times is not None:
+            self.times = list(series.times)
+        else:                       # by position, against the host's rows
+            self.times = [host_times[i] if i < len(host_times) else float(i)
+                          for i in range(len(series.samples))]
+        gaps = [b - a for a, b in zip(self.times, self.times[1:]) if b > a]
+        self.interval = statistics.median(gaps) if gaps else None
+
+    def upto(self, time: float) -> int:
+        """How many samples were taken at or before ``time``."""
+        return bisect.bisect_right(self.times, time + 1e-6)
+
+    def history(self, time: float, length: int) -> list[dict[str, Any]]:
+        end = self.upto(time)
+        return self.series.samples[max(0, end - length):end]
+
+    def current(self, time: float, fallback_interval: float | None) -> bool:
+        """Has a sample at or before ``time``, taken less than one sampling interval ago."""
+        end = self.upto(time)
+        if end == 0:
+            return False
+        age = time - self.times[end - 1]
+        interval = self.interval or fallback_interval or 0.0
+        return age <= 1e-6 or age < interval - 1e-6
+
+    def at(self, time: float, fallback_interval: float | None) -> dict[str, Any] | None:
+        """The sample current at ``time`` (see :meth:`current`), or None."""
+        if not self.current(time, fallback_interval):
+            return None
+        return self.series.samples[self.upto(time) - 1]
 
 
 def _value(cell: str) -> Any:

@@ -23,18 +23,16 @@ what ``mom-sim --replay`` calls.
 from __future__ import annotations
 
 import argparse
-import bisect
 import json
 import math
 import os
-import statistics
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, TextIO
 
 from mom.entity import Entity
-from mom.plotter import HOST_NAME, PlotDataError, Recording, Series, read_plot_dir
+from mom.plotter import HOST_NAME, Aligned, PlotDataError, Recording, read_plot_dir
 from mom.policy import PolicyError, PolicySet
 
 #: MOM's default ``[main] sample-history-length``.
@@ -84,37 +82,6 @@ class ReplayResult:
 
 
 # -- the pure part ---------------------------------------------------------------
-class _Timed:
-    """One entity's samples with the time each was taken."""
-
-    def __init__(self, series: Series, host_times: Sequence[float]) -> None:
-        self.series = series
-        if series.times is not None:
-            self.times = list(series.times)
-        else:                       # by position, against the host's rows
-            self.times = [host_times[i] if i < len(host_times) else float(i)
-                          for i in range(len(series.samples))]
-        gaps = [b - a for a, b in zip(self.times, self.times[1:]) if b > a]
-        self.interval = statistics.median(gaps) if gaps else None
-
-    def upto(self, time: float) -> int:
-        """How many samples were taken at or before ``time``."""
-        return bisect.bisect_right(self.times, time + 1e-6)
-
-    def history(self, time: float, length: int) -> list[dict[str, Any]]:
-        end = self.upto(time)
-        return self.series.samples[max(0, end - length):end]
-
-    def current(self, time: float, fallback_interval: float | None) -> bool:
-        """Has a sample at or before ``time``, taken less than one sampling interval ago."""
-        end = self.upto(time)
-        if end == 0:
-            return False
-        age = time - self.times[end - 1]
-        interval = self.interval or fallback_interval or 0.0
-        return age <= 1e-6 or age < interval - 1e-6
-
-
 def _same(a: Any, b: Any) -> bool:
     numbers = (int, float)
     if isinstance(a, numbers) and isinstance(b, numbers) \
@@ -138,10 +105,9 @@ def replay(recording: Recording, policies: Mapping[str, str],
     if history_length < 1:
         raise ValueError("history_length must be at least 1")
     policy_set = PolicySet(policies)
-    host_times = (recording.host.times if recording.host.times is not None
-                  else [float(i) for i in range(len(recording.host.samples))])
-    host = _Timed(recording.host, host_times)
-    guests = {name: _Timed(series, host_times) for name, series in recording.guests.items()}
+    host_times = recording.host_times()
+    host = Aligned(recording.host, host_times)
+    guests = {name: Aligned(series, host_times) for name, series in recording.guests.items()}
     recorded = _controls_at(recording)
     times = sorted({t for rows in recorded.values() for t in rows}) or \
         sorted({round(t, 3) for t in host_times})
