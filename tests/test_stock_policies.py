@@ -30,9 +30,12 @@ def host(free_share=0.5, total=16 * GIB, **extra):
     return stats
 
 
-def balloon_guest(cur=1_000_000, low=500_000, high=2_000_000, unused=600_000, **extra):
+def balloon_guest(cur=1_000_000, low=500_000, high=2_000_000, unused=600_000, kernel=0,
+                  **extra):
+    """A guest whose own total (mem_available) lacks the ``kernel`` KiB its kernel keeps;
+    0 (the guest does not show it) makes the policy assume its fixed 65536."""
     stats = {"balloon_cur": cur, "balloon_min": low, "balloon_max": high,
-             "mem_available": cur, "mem_unused": unused, "mem_free": unused}
+             "mem_available": cur - kernel, "mem_unused": unused, "mem_free": unused}
     stats.update(extra)
     return stats
 
@@ -87,17 +90,25 @@ def test_pressure_never_goes_below_balloon_min():
     assert target_of(result) == 500_000
 
 
-def test_pressure_keeps_a_free_reserve_above_what_the_guest_uses():
-    # uses 900000 + 20% reserve of 1000000 = 1100000 > balloon_cur: no squeeze
-    guest = balloon_guest(unused=100_000)
+def test_pressure_keeps_a_free_reserve_above_what_the_guest_and_its_kernel_use():
+    # The guest sees 960000 of its 1000000 KiB: its kernel keeps 40000.
+    # uses 860000 + 40000 + 20% reserve of 1000000 = 1100000 > balloon_cur: no squeeze
+    guest = balloon_guest(kernel=40_000, unused=100_000)
     result = dry_run(stock(BALLOON_ON), host(free_share=0.10), [guest])
     assert target_of(result) is None
-    # with 700000 used, the floor is 900000, above the 5% step (950000 wins)
-    guest = balloon_guest(unused=300_000)
+    # with 660000 used, the floor is 900000, below the 5% step (950000 wins)
+    guest = balloon_guest(kernel=40_000, unused=300_000)
     assert target_of(dry_run(stock(BALLOON_ON), host(free_share=0.10), [guest])) == 950_000
-    # with 780000 used, the floor 980000 limits the step
-    guest = balloon_guest(unused=220_000)
+    # with 740000 used, the floor 980000 limits the step
+    guest = balloon_guest(kernel=40_000, unused=220_000)
     assert target_of(dry_run(stock(BALLOON_ON), host(free_share=0.10), [guest])) == 980_000
+
+
+def test_a_guest_that_does_not_show_its_kernel_keeps_a_fixed_reserve():
+    # mem_available == balloon_cur: 65536 KiB are assumed for the kernel,
+    # so the floor is 700000 used + 65536 + 200000 reserve
+    guest = balloon_guest(unused=300_000)
+    assert target_of(dry_run(stock(BALLOON_ON), host(free_share=0.10), [guest])) == 965_536
 
 
 def test_emergency_lets_the_reserve_go_negative():
@@ -106,10 +117,71 @@ def test_emergency_lets_the_reserve_go_negative():
     assert target_of(result) == 950_000       # floor 900000 - 5% = 850000; step wins
 
 
-def test_pressure_is_judged_on_the_average_free_memory():
+def test_a_dip_in_the_latest_sample_alone_neither_squeezes_nor_gives_back():
     history = [host(free_share=0.5), host(free_share=0.5), host(free_share=0.02)]
     result = dry_run(stock(BALLOON_ON), history, [balloon_guest()])
-    assert target_of(result) == 1_050_000     # average 34% free: no pressure, grow
+    assert target_of(result) is None    # average 34% free: no pressure; but 2% now: hold
+
+
+def test_no_squeeze_once_the_host_is_back_in_the_hold_band_though_the_average_lags():
+    history = [host(free_share=0.10), host(free_share=0.10), host(free_share=0.28)]
+    result = dry_run(stock(BALLOON_ON), history, [balloon_guest()])
+    assert target_of(result) is None    # average 16% free, but 28% now
+
+
+@pytest.mark.parametrize("free, target", [
+    (0.19, 950_000),        # under pressure: squeeze
+    (0.21, None),           # between the thresholds: hold
+    (0.29, None),
+    (0.31, 1_050_000),      # plenty: give back
+])
+def test_hysteresis_squeeze_below_20_percent_give_back_above_30_hold_between(free, target):
+    result = dry_run(stock(BALLOON_ON), host(free_share=free), [balloon_guest()])
+    assert target_of(result) == target
+
+
+def test_giving_back_never_takes_the_host_below_the_plenty_threshold():
+    # 0.5 point above 30% free of 16 GiB is 83886 KiB, shared by size,
+    # less than two 5% steps of 50000.
+    free = host(free_share=0.305)
+    room = free["mem_free"] - 0.30 * free["mem_available"]
+    guests = [balloon_guest(), balloon_guest(cur=1_500_000)]
+    result = dry_run(stock(BALLOON_ON), free, guests)
+    grown = [target_of(result, 0) - 1_000_000, target_of(result, 1) - 1_500_000]
+    assert sum(grown) == pytest.approx(room)
+    assert grown[1] == pytest.approx(1.5 * grown[0])
+
+
+def test_a_squeeze_brings_the_host_back_to_the_middle_of_the_band_not_further():
+    # 19.9% free: 5.1 points short of 25%, shared by three 8 GiB guests,
+    # less than their 5% steps (400000 each).
+    free = host(free_share=0.199)
+    short = 0.25 * free["mem_available"] - free["mem_free"]
+    guests = [balloon_guest(cur=8_000_000, low=1_000_000, high=8_000_000,
+                            unused=6_000_000)] * 3
+    result = dry_run(stock(BALLOON_ON), free, guests)
+    shrunk = [8_000_000 - target_of(result, i) for i in range(3)]
+    assert sum(shrunk) == pytest.approx(short)
+    assert shrunk[0] < 400_000
+
+
+def test_while_holding_a_guest_short_of_memory_grows_towards_its_need():
+    # 940000 used + 40000 kernel + 10% of its size free = 1080000 > balloon_cur:
+    # it grows, by one 5% step, while the host has 25% free
+    needy = balloon_guest(kernel=40_000, unused=20_000)
+    result = dry_run(stock(BALLOON_ON), host(free_share=0.25), [needy, balloon_guest()])
+    assert [target_of(result, i) for i in range(2)] == [1_050_000, None]
+    # ... but not to more than it needs
+    needy = balloon_guest(kernel=40_000, unused=80_000)     # needs 880000 + 140000
+    assert target_of(dry_run(stock(BALLOON_ON), host(free_share=0.25), [needy])) == 1_020_000
+
+
+def test_while_holding_a_needy_guest_does_not_push_the_host_into_pressure():
+    free = host(free_share=0.201)
+    room = free["mem_free"] - 0.20 * free["mem_available"]       # 16777 KiB
+    needy = balloon_guest(kernel=40_000, unused=20_000)
+    result = dry_run(stock(BALLOON_ON), free, [needy])
+    assert target_of(result) == pytest.approx(1_000_000 + room)
 
 
 def test_plenty_of_memory_grows_towards_balloon_max():
