@@ -1,10 +1,10 @@
-"""The MOM object: configuration, the three loops, and the exported API.
+"""The MOM object: configuration, the worker, and the exported API.
 
-VDSM (thread mode) builds ``MOM(conf)`` and calls ``start()``, which returns
-at once with the loops running in threads of VDSM's process; ``momd`` calls
-``run()``, which blocks until ``shutdown()``.  The number of threads is
-fixed: host monitor, guest manager, policy engine, and the RPC server when
-``rpc-port`` is set — whatever the number of guests.
+VDSM (thread mode) builds ``MOM(conf)`` and runs ``run()`` in its thread
+named ``MOM``: that thread runs the cycle itself, so MOM adds no thread of
+its own.  ``start()`` instead runs the cycle in one new worker thread and
+returns; ``momd`` calls ``run()`` in its main thread.  Add one thread for
+the RPC server when ``rpc-port`` is set, whatever the number of guests.
 """
 from __future__ import annotations
 
@@ -17,13 +17,13 @@ from typing import Any
 
 from mom import config as mom_config
 from mom import controllers, hypervisor as hypervisors
-from mom.config import ConfigError, get_interval, split_list
+from mom.config import ConfigError
 from mom.controllers.base import ControllerContext
+from mom.cycle import Cycle
 from mom.guest_manager import GuestManager
 from mom.host_monitor import build_host_monitor
 from mom.hypervisor.base import Hypervisor
 from mom.logsetup import LogSetup
-from mom.loop import Loop
 from mom.plotter import new_run_dir
 from mom.policy import DEFAULT_POLICY_NAME, PolicyError, PolicySet
 from mom.policy_engine import PolicyEngine
@@ -31,7 +31,7 @@ from mom.rpc import RpcServer
 
 log = logging.getLogger(__name__)
 
-# How long shutdown() waits for the loops in all, and for the hypervisor to
+# How long shutdown() waits for the worker, and for the hypervisor to
 # close: a hung hypervisor call must not hang the program that embeds MOM.
 STOP_TIMEOUT = 3.0
 CLOSE_TIMEOUT = 1.0
@@ -43,93 +43,111 @@ class MOM:
     ``conf_file`` is a mom.conf path (``''`` for the built-in defaults);
     ``conf_overrides`` is a ConfigParser whose values win over the file's;
     ``hypervisor``, if given, is used instead of building the back-end named
-    by ``hypervisor-interface`` (VDSM and tests pass one in).
+    by ``hypervisor-interface`` (VDSM, the simulator and tests pass one in).
     Raises ConfigError for a bad configuration, before any thread starts.
     """
 
     def __init__(self, conf_file: str = "",
                  conf_overrides: configparser.ConfigParser | None = None,
                  hypervisor: Hypervisor | None = None) -> None:
-        self.config = mom_config.load(conf_file, conf_overrides)
+        self.settings = mom_config.load(conf_file, conf_overrides)
         self._check_policy_paths()
-        self._logging = LogSetup(self.config)
+        self._logging = LogSetup(self.settings)
         self._lock = threading.Lock()
         self._state = "new"                      # new -> running -> stopped
         self._stopping = threading.Event()
+        self._wakeup = threading.Event()
         self._stopped = threading.Event()
-        self._loops: list[Loop] = []
-        self._engine_loop: Loop | None = None
-        self._dead_loops: set[str] = set()
+        self._ready = threading.Event()          # the first host sample exists
+        self._worker: threading.Thread | None = None
+        self._running_in: threading.Thread | None = None
         self._rpc: RpcServer | None = None
 
         self.policies = PolicySet()
         self._load_policies()
 
-        self.hypervisor = hypervisor if hypervisor is not None else hypervisors.create(self.config)
-        plot_dir = self.config.get("main", "plot-dir").strip()
-        run_dir = new_run_dir(plot_dir) if plot_dir else None
-        self.host_monitor = build_host_monitor(self.config, self.hypervisor, run_dir)
-        self.guest_manager = GuestManager(self.config, self.hypervisor, run_dir)
-        ctx = ControllerContext(self.config, self.hypervisor)
+        settings = self.settings
+        self.hypervisor = hypervisor if hypervisor is not None else hypervisors.create(settings)
+        run_dir = new_run_dir(settings.plot_dir) if settings.plot_dir else None
+        self.cycle: Cycle  # set below; collectors read its clock
+        clock = lambda: self.cycle.now  # noqa: E731  (the cycle exists before any collect)
+        self.host_monitor = build_host_monitor(settings, self.hypervisor, run_dir, clock)
+        self.guest_manager = GuestManager(settings, self.hypervisor, run_dir, clock)
+        ctx = ControllerContext(settings, self.hypervisor)
         self.controllers = [controllers.get_controller(name)(ctx)
-                            for name in split_list(self.config.get("main", "controllers"))]
-        self.policy_engine = PolicyEngine(self.policies, self.host_monitor.entity,
-                                          self.guest_manager.entities, self.controllers)
+                            for name in settings.controllers]
+        self.policy_engine = PolicyEngine(self.policies, self.controllers)
+        self.cycle = Cycle(settings.intervals, self.hypervisor, self.host_monitor,
+                           self.guest_manager, self.policy_engine)
 
     # -- life cycle -------------------------------------------------------
     def start(self) -> None:
-        """Start the loops and return; harmless when already started or stopped."""
+        """Start the worker thread and return; harmless when already
+        started or stopped."""
+        if not self._begin():
+            return
+        self._worker = threading.Thread(target=self._work, name="MOMWorker", daemon=True)
+        self._worker.start()
+
+    def run(self) -> None:
+        """Run the cycle in the calling thread until shutdown() (from a
+        signal or another thread).  After start(), just wait for shutdown."""
+        if self._begin():
+            self._running_in = threading.current_thread()
+            self._work()
+        self._stopped.wait()
+
+    def _begin(self) -> bool:
         with self._lock:
             if self._state != "new":
-                log.debug("start() ignored: MOM is %s", self._state)
-                return
+                log.debug("MOM is %s already", self._state)
+                return False
             self._state = "running"
-            interval = get_interval
-            self._engine_loop = Loop(
-                "PolicyEngine", interval(self.config, "policy-engine-interval"),
-                self.policy_engine.step, self._stopping)
-            self._loops = [
-                Loop("HostMonitor", interval(self.config, "host-monitor-interval"),
-                     self.host_monitor.collect, self._stopping),
-                Loop("GuestManager", self.guest_manager.interval,
-                     self.guest_manager.step, self._stopping),
-                self._engine_loop,
-            ]
-            port = mom_config.rpc_port(self.config)
-            if port is not None:
-                self._rpc = RpcServer(self, port)
-            for loop in self._loops:
-                loop.start()
-            if self._rpc is not None:
+            if self.settings.rpc is not None:
+                self._rpc = RpcServer(self, self.settings.rpc)
                 self._rpc.start()
         log.info("MOM started (%s, %d controllers, policies: %s)",
                  self.hypervisor.name, len(self.controllers),
                  ", ".join(sorted(self.policies.get_policies())) or "none")
+        return True
 
-    def run(self) -> None:
-        """Start, then block until shutdown() (from a signal or another thread)."""
-        self.start()
-        interval = get_interval(self.config, "main-loop-interval")
-        while not self._stopped.wait(interval):
-            if self._state == "running":
-                self._check_loops()
+    def _work(self) -> None:
+        """The worker: run the cycle when due, sleep until the next step."""
+        cycle = self.cycle
+        while not self._stopping.is_set():
+            try:
+                next_due = cycle.run(time.monotonic())
+            except KeyboardInterrupt:
+                raise
+            except BaseException:          # never dies of a step
+                log.exception("the cycle failed; it goes on")
+                next_due = time.monotonic() + self.settings.intervals.host_monitor
+            if self.host_monitor.stamp is not None:
+                self._ready.set()
+            delay = next_due - time.monotonic()
+            if delay > 0:
+                self._wakeup.wait(delay)
+            self._wakeup.clear()
+
+    def wait_ready(self, timeout: float | None = None) -> bool:
+        """True once MOM has its first host sample (what RPC callers need)."""
+        return self._ready.wait(timeout)
 
     def shutdown(self) -> None:
-        """Stop every loop; returns within a few seconds even if a call hangs."""
+        """Stop the worker; returns within a few seconds even if a call hangs."""
         with self._lock:
             if self._state == "stopped":
                 return
             was_running = self._state == "running"
             self._state = "stopped"
         self._stopping.set()
-        for loop in self._loops:
-            loop.stop()
-        deadline = time.monotonic() + STOP_TIMEOUT
-        for loop in self._loops:
-            loop.join(max(0.0, deadline - time.monotonic()))
-            if loop.is_alive():
-                log.warning("%s did not stop within %.0f s (a hypervisor call may hang); "
-                            "leaving it behind as a daemon thread", loop.name, STOP_TIMEOUT)
+        self._wakeup.set()
+        worker = self._worker or self._running_in
+        if worker is not None and worker is not threading.current_thread():
+            worker.join(STOP_TIMEOUT)
+            if worker.is_alive():
+                log.warning("the MOM worker did not stop within %.0f s (a hypervisor "
+                            "call may hang); leaving it behind", STOP_TIMEOUT)
         if self._rpc is not None:
             self._rpc.stop()
         closer = threading.Thread(target=self._close_hypervisor, name="MOMClose", daemon=True)
@@ -146,18 +164,11 @@ class MOM:
         except Exception:
             log.exception("closing the hypervisor interface failed")
 
-    def _check_loops(self) -> None:
-        """Report a loop whose thread ended (only something that is not an
-        Exception, such as SystemExit, can end one), once."""
-        for loop in self._loops:
-            if (not loop.is_alive() and not self._stopping.is_set()
-                    and loop.name not in self._dead_loops):
-                self._dead_loops.add(loop.name)
-                log.error("%s ended unexpectedly", loop.name)
-
     def threads(self) -> list[threading.Thread]:
-        """MOM's own threads (loops and RPC), for monitoring and tests."""
-        found: list[threading.Thread] = list(self._loops)
+        """Threads MOM started itself (worker and RPC), for monitoring and tests."""
+        found: list[threading.Thread] = []
+        if self._worker is not None:
+            found.append(self._worker)
         if self._rpc is not None:
             found.append(self._rpc.thread)
         return [t for t in found if t.is_alive()]
@@ -166,8 +177,7 @@ class MOM:
     def _check_policy_paths(self) -> None:
         # Here, not in config.validate: a shipped mom.conf naming paths of
         # the host it is installed on must still validate elsewhere.
-        policy = self.config.get("main", "policy").strip()
-        policy_dir = self.config.get("main", "policy-dir").strip()
+        policy, policy_dir = self.settings.policy, self.settings.policy_dir
         if policy and not os.path.isfile(policy):
             raise ConfigError(f"[main] policy = {policy!r}: no such file")
         if policy_dir and not os.path.isdir(policy_dir):
@@ -175,8 +185,7 @@ class MOM:
 
     def _load_policies(self) -> bool:
         """Load what policy / policy-dir name; False if something was refused."""
-        policy = self.config.get("main", "policy").strip()
-        policy_dir = self.config.get("main", "policy-dir").strip()
+        policy, policy_dir = self.settings.policy, self.settings.policy_dir
         try:
             if policy_dir:
                 return not self.policies.load_directory(policy_dir)
@@ -189,8 +198,8 @@ class MOM:
             return False
 
     def _policy_changed(self) -> None:
-        if self._engine_loop is not None:
-            self._engine_loop.wake()
+        self.cycle.policy_changed()
+        self._wakeup.set()
 
     # -- the exported API (also served over RPC) ----------------------------
     def ping(self) -> bool:
@@ -204,7 +213,12 @@ class MOM:
                 "guests": {name: _plain(sample) for name, sample in guests.items()}}
 
     def getActiveGuests(self) -> list[str]:
-        return self.guest_manager.active_guests()
+        """Guests whose statistics are fresh enough to be acted on."""
+        if self._state == "running":
+            now = time.monotonic()
+        else:
+            now = self.cycle.now
+        return self.guest_manager.active_guests(now)
 
     def setPolicy(self, text: str | None) -> bool:
         """Replace the single default policy; None removes it."""

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import configparser
 import logging
+import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 
@@ -31,8 +34,13 @@ DEFAULTS: dict[str, dict[str, str]] = {
         "sample-history-length": "10",
         "plot-dir": "",
         "rpc-port": "-1",
+        # Group that may use the unix socket (mode 0660); empty: owner only (0600).
+        "rpc-socket-group": "",
         "policy": "",
         "policy-dir": "",
+        # What one policy evaluation may spend before it is stopped.
+        "policy-max-steps": "5000000",
+        "policy-max-seconds": "5",
         # Upstream ran one thread per guest when this was true.  MOM has a
         # fixed set of threads whatever it says; the key is accepted so that
         # existing files still load.
@@ -61,7 +69,8 @@ DEFAULTS: dict[str, dict[str, str]] = {
         "host": "127.0.0.1",
         "port": "54321",
         "request-timeout": "10",
-        "ssl": "true",
+        # Empty: follow VDSM's own vdsm.conf ([vars] ssl, true when absent).
+        "ssl": "",
     },
 }
 
@@ -101,8 +110,9 @@ def new_config() -> configparser.ConfigParser:
 
 
 def load(conf_file: str = "",
-         overrides: configparser.ConfigParser | None = None) -> configparser.ConfigParser:
-    """Defaults, then ``conf_file`` (if not ''), then ``overrides``; validated."""
+         overrides: configparser.ConfigParser | None = None) -> Settings:
+    """Defaults, then ``conf_file`` (if not ''), then ``overrides``;
+    validated and typed."""
     config = new_config()
     if conf_file:
         if not os.path.isfile(conf_file):
@@ -114,8 +124,12 @@ def load(conf_file: str = "",
         extra = {s: dict(overrides.items(s, raw=True)) for s in overrides.sections()}
         _check_keys(extra, "the overrides")
         config.read_dict(extra)
-    validate(config)
-    return config
+    return _settings(config)
+
+
+def defaults() -> Settings:
+    """The built-in defaults, typed (for tests and tools)."""
+    return _settings(new_config())
 
 
 def _read_file(config: configparser.ConfigParser, path: str) -> dict[str, dict[str, str]]:
@@ -153,13 +167,6 @@ def _require(config: configparser.ConfigParser, section: str, key: str,
             f"[{section}] {key} = {value!r} is not {what}") from None
 
 
-def _positive_number(value: str) -> float:
-    number = float(value)
-    if not number > 0:
-        raise ValueError(value)
-    return number
-
-
 def _positive_int(value: str) -> int:
     number = int(value)
     if number < 1:
@@ -181,34 +188,138 @@ def _boolean(value: str) -> bool:
     return configparser.ConfigParser.BOOLEAN_STATES[lowered]
 
 
-def validate(config: configparser.ConfigParser) -> None:
-    """Check every value MOM will use; raise ConfigError naming the key."""
-    for key in ("main-loop-interval", "host-monitor-interval",
-                "guest-monitor-interval", "guest-manager-interval",
-                "policy-engine-interval"):
-        get_interval(config, key)
-    _require(config, "main", "sample-history-length", _positive_int,
-             "a whole number of at least 1")
+# Intervals: fractions of a second are allowed (tests use them); below
+# MIN_INTERVAL the worker would spin, above MAX_INTERVAL MOM would never act.
+MIN_INTERVAL = 0.01
+MAX_INTERVAL = 86400.0
+
+INTERVAL_KEYS = ("main-loop-interval", "host-monitor-interval", "guest-monitor-interval",
+                 "guest-manager-interval", "policy-engine-interval")
+
+
+@dataclass(frozen=True)
+class Intervals:
+    """Seconds between runs of each step of the cycle (upstream's keys)."""
+    main_loop: float
+    host_monitor: float
+    guest_monitor: float
+    guest_manager: float
+    policy_engine: float
+
+
+@dataclass(frozen=True)
+class VdsmSettings:
+    """``[vdsm]``: how process mode reaches VDSM."""
+    pki_dir: str
+    key_file: str
+    cert_file: str
+    ca_cert_file: str
+    host: str
+    port: int
+    request_timeout: float
+    ssl: bool | None          # None: not set in mom.conf, follow vdsm.conf
+
+    def pki_path(self, name: str) -> str:
+        """A key/cert file name resolved against pki-dir."""
+        return os.path.join(self.pki_dir, name)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """mom.conf, validated and typed: what the rest of MOM reads."""
+    intervals: Intervals
+    hypervisor_interface: str
+    libvirt_uri: str
+    controllers: tuple[str, ...]
+    sample_history_length: int
+    plot_dir: str
+    rpc: int | str | None          # None off, a TCP port, or a unix socket path
+    rpc_socket_group: str
+    policy: str
+    policy_dir: str
+    policy_max_steps: int
+    policy_max_seconds: float
+    log: str
+    verbosity: int
+    max_bytes: int
+    backup_count: int
+    host_collectors: tuple[str, ...]
+    guest_collectors: tuple[str, ...]
+    proc_root: str
+    sys_root: str
+    vdsm: VdsmSettings
+    # "[Collector: NAME]" / "[Controller: NAME]" sections, for plugins
+    plugin_sections: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+
+    def plugin_options(self, kind: str, name: str) -> dict[str, str]:
+        """Options of ``[Collector: NAME]`` / ``[Controller: NAME]``, if any."""
+        return dict(self.plugin_sections.get(f"{kind}: {name}", {}))
+
+
+def _settings(config: configparser.ConfigParser) -> Settings:
+    """Check every value MOM will use and type it; ConfigError names the key."""
+    def text(section: str, key: str) -> str:
+        return config.get(section, key).strip()
+
+    intervals = Intervals(*(_interval(config, key) for key in INTERVAL_KEYS))
     _require(config, "main", "guest-manager-multi-thread", _boolean, "true or false")
-    rpc_port(config)
-    if config.get("main", "policy").strip() and config.get("main", "policy-dir").strip():
+    if text("main", "policy") and text("main", "policy-dir"):
         raise ConfigError(
             "[main] policy and policy-dir are both set "
             f"({config.get('main', 'policy')!r}, {config.get('main', 'policy-dir')!r}); "
             "set only one of them")
-    _require(config, "logging", "verbosity", parse_verbosity,
-             "a verbosity (debug, info, warn, error, critical or 1-5)")
-    _require(config, "logging", "max-bytes", _non_negative_int, "a number of bytes")
-    _require(config, "logging", "backup-count", _non_negative_int, "a whole number")
-    _require(config, "vdsm", "port", _positive_int, "a port number")
-    _require(config, "vdsm", "request-timeout", _positive_number, "a number of seconds")
-    _require(config, "vdsm", "ssl", _boolean, "true or false")
+    ssl = text("vdsm", "ssl")
+    vdsm = VdsmSettings(
+        pki_dir=text("vdsm", "pki-dir"), key_file=text("vdsm", "key-file"),
+        cert_file=text("vdsm", "cert-file"), ca_cert_file=text("vdsm", "ca-cert-file"),
+        host=text("vdsm", "host"),
+        port=_require(config, "vdsm", "port", _port, "a port number (1-65535)"),
+        request_timeout=_require(config, "vdsm", "request-timeout", _seconds,
+                                 "a number of seconds"),
+        ssl=_require(config, "vdsm", "ssl", _boolean, "true or false") if ssl else None)
+    settings = Settings(
+        intervals=intervals,
+        hypervisor_interface=text("main", "hypervisor-interface"),
+        libvirt_uri=text("main", "libvirt-hypervisor-uri"),
+        controllers=tuple(split_list(config.get("main", "controllers"))),
+        sample_history_length=_require(config, "main", "sample-history-length",
+                                       _history_length, "a whole number from 1 to 10000"),
+        plot_dir=text("main", "plot-dir"),
+        rpc=_rpc_port(config),
+        rpc_socket_group=text("main", "rpc-socket-group"),
+        policy=text("main", "policy"),
+        policy_dir=text("main", "policy-dir"),
+        policy_max_steps=_require(config, "main", "policy-max-steps", _positive_int,
+                                  "a whole number of at least 1"),
+        policy_max_seconds=_require(config, "main", "policy-max-seconds", _seconds,
+                                    "a number of seconds"),
+        log=text("logging", "log") or "stdio",
+        verbosity=_require(config, "logging", "verbosity", parse_verbosity,
+                           "a verbosity (debug, info, warn, error, critical or 1-5)"),
+        max_bytes=_require(config, "logging", "max-bytes", _non_negative_int,
+                           "a number of bytes"),
+        backup_count=_require(config, "logging", "backup-count", _non_negative_int,
+                              "a whole number"),
+        host_collectors=tuple(split_list(config.get("host", "collectors"))),
+        guest_collectors=tuple(split_list(config.get("guest", "collectors"))),
+        proc_root=text("host", "proc-root") or "/proc",
+        sys_root=text("host", "sys-root") or "/sys",
+        vdsm=vdsm,
+        plugin_sections=MappingProxyType({
+            s: MappingProxyType(dict(config.items(s, raw=True)))
+            for s in config.sections() if s.startswith(PLUGIN_SECTION_PREFIXES)}),
+    )
+    _check_plugins(settings)
+    return settings
 
-    # Plugins: names must be known, and of the right kind.
+
+def _check_plugins(settings: Settings) -> None:
+    """Plugin names must be known, and of the right kind."""
     from mom import collectors, controllers, hypervisor
 
-    for section in ("host", "guest"):
-        for name in split_list(config.get(section, "collectors")):
+    for section, names in (("host", settings.host_collectors),
+                           ("guest", settings.guest_collectors)):
+        for name in names:
             try:
                 cls = collectors.get_collector(name)
             except KeyError as err:
@@ -217,24 +328,52 @@ def validate(config: configparser.ConfigParser) -> None:
             if kind != section:
                 raise ConfigError(
                     f"[{section}] collectors: {name!r} is a {kind} collector")
-    for name in split_list(config.get("main", "controllers")):
+    for name in settings.controllers:
         try:
             controllers.get_controller(name)
         except KeyError as err:
             raise ConfigError(f"[main] controllers: {err.args[0]}") from None
-    iface = config.get("main", "hypervisor-interface").strip()
+    iface = settings.hypervisor_interface
     if iface not in hypervisor.interface_names():
         raise ConfigError(
             f"[main] hypervisor-interface = {iface!r} is not one of "
             + ", ".join(hypervisor.interface_names()))
 
 
-def get_interval(config: configparser.ConfigParser, key: str) -> float:
-    """An interval of [main] in seconds (fractions allowed, for tests)."""
-    return _require(config, "main", key, _positive_number, "a positive number of seconds")
+def _interval(config: configparser.ConfigParser, key: str) -> float:
+    return _require(config, "main", key, _bounded_interval,
+                    f"a number of seconds from {MIN_INTERVAL:g} to {MAX_INTERVAL:g}")
 
 
-def rpc_port(config: configparser.ConfigParser) -> int | str | None:
+def _bounded_interval(value: str) -> float:
+    number = float(value)
+    if not (math.isfinite(number) and MIN_INTERVAL <= number <= MAX_INTERVAL):
+        raise ValueError(value)
+    return number
+
+
+def _seconds(value: str) -> float:
+    number = float(value)
+    if not (math.isfinite(number) and 0 < number <= MAX_INTERVAL):
+        raise ValueError(value)
+    return number
+
+
+def _port(value: str) -> int:
+    number = int(value)
+    if not 0 < number < 65536:
+        raise ValueError(value)
+    return number
+
+
+def _history_length(value: str) -> int:
+    number = int(value)
+    if not 1 <= number <= 10000:
+        raise ValueError(value)
+    return number
+
+
+def _rpc_port(config: configparser.ConfigParser) -> int | str | None:
     """None when RPC is off, a TCP port number, or a unix socket path."""
     value = config.get("main", "rpc-port").strip()
     if value in ("", "-1"):
@@ -249,11 +388,3 @@ def rpc_port(config: configparser.ConfigParser) -> int | str | None:
         raise ConfigError(
             f"[main] rpc-port = {value!r} is not -1, a port 1-65535 or an absolute socket path")
     return value
-
-
-def plugin_section(config: configparser.ConfigParser, kind: str,
-                   name: str) -> dict[str, str]:
-    """Options of ``[Collector: NAME]`` / ``[Controller: NAME]``, if any."""
-    section = f"{kind}: {name}"
-    return dict(config.items(section, raw=True)) if config.has_section(section) else {}
-

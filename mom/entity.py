@@ -29,7 +29,9 @@ class Entity:
     def __init__(self, properties: Mapping[str, Any],
                  history: Sequence[Mapping[str, Any]],
                  fields: Iterable[str] | None = None,
-                 variables: dict[str, Any] | None = None) -> None:
+                 variables: dict[str, Any] | None = None, *,
+                 stamp: float | None = None,
+                 missing: frozenset[str] = frozenset()) -> None:
         object.__setattr__(self, "_properties", dict(properties))
         object.__setattr__(self, "_history", history)
         if fields is None:
@@ -37,6 +39,11 @@ class Entity:
         object.__setattr__(self, "_fields", frozenset(fields))
         object.__setattr__(self, "_variables", {} if variables is None else variables)
         object.__setattr__(self, "_controls", {})
+        # When the latest sample was taken (the cycle's clock), and the fields
+        # a required collector could not provide in it: controls that need
+        # them are not applied (see mom.facts.GUEST_CONTROL_NEEDS).
+        object.__setattr__(self, "_stamp", stamp)
+        object.__setattr__(self, "_missing", frozenset(missing))
         latest = history[-1] if history else {}
         for name in self._fields:
             self.__dict__[name] = latest.get(name)
@@ -97,3 +104,11 @@ class Entity:
     @property
     def fields(self) -> frozenset[str]:
         return self._fields
+
+    @property
+    def stamp(self) -> float | None:
+        return self._stamp
+
+    @property
+    def missing(self) -> frozenset[str]:
+        return self._missing

@@ -1,26 +1,28 @@
-"""Guest discovery and guest collection, in one thread for all guests.
+"""The guests MOM manages, and their collection from one poll per cycle.
 
-Discovery (every guest-manager-interval) asks the hypervisor which guests
-run and keeps one Monitor per guest.  Collection (every
-guest-monitor-interval) takes ONE bulk stats snapshot from the hypervisor
-and lets every guest's collectors read their part of it, so the cost in
-hypervisor calls does not grow with the number of guests.
+The cycle makes ONE ``Hypervisor.poll()`` call and hands the result here:
+``discover()`` (every guest-manager-interval) follows guests that started
+and drops guests that are gone; ``collect()`` (every
+guest-monitor-interval) lets every guest's collectors read their guest's
+entry of that same poll.  The cost in hypervisor calls does not grow with
+the number of guests, and collection never overlaps another hypervisor
+call.
 """
 from __future__ import annotations
 
-import configparser
 import logging
 import threading
-import time
+from collections.abc import Callable
 from typing import Any
 
 from mom import collectors
 from mom.collectors.base import CollectorContext
-from mom.config import get_interval, split_list
+from mom.config import Settings
 from mom.entity import Entity
-from mom.hypervisor.base import GuestInfo, Hypervisor, HypervisorError
+from mom.hypervisor.base import GuestInfo, Hypervisor, PolledGuest
 from mom.monitor import Monitor
 from mom.plotter import Plotter
+from mom.reporting import Conditions
 
 log = logging.getLogger(__name__)
 
@@ -33,110 +35,93 @@ class _Guest:
 
 
 class GuestManager:
-    def __init__(self, config: configparser.ConfigParser, hypervisor: Hypervisor,
-                 plot_run_dir: str | None = None) -> None:
-        self.config = config
+    def __init__(self, settings: Settings, hypervisor: Hypervisor,
+                 plot_run_dir: str | None = None,
+                 clock: Callable[[], float] | None = None) -> None:
+        self.settings = settings
         self.hypervisor = hypervisor
         self.plot_run_dir = plot_run_dir
+        self.clock = clock
         self.collector_classes = [collectors.get_collector(n)
-                                  for n in split_list(config.get("guest", "collectors"))]
-        self.history_length = config.getint("main", "sample-history-length")
-        self.discovery_interval = get_interval(config, "guest-manager-interval")
-        self.collection_interval = get_interval(config, "guest-monitor-interval")
-        self.interval = min(self.discovery_interval, self.collection_interval)
+                                  for n in settings.guest_collectors]
+        # Samples older than this are not acted on (a few missed collections).
+        self.max_age = 3 * settings.intervals.guest_monitor
         self._guests: dict[str, _Guest] = {}
-        self._lock = threading.Lock()
-        self._next_discovery = 0.0
-        self._next_collection = 0.0
-        self._outage: str | None = None       # the failing call, while the hypervisor fails
+        self._lock = threading.Lock()            # the API reads from other threads
+        self._problems = Conditions(log)
 
-    # -- the loop --------------------------------------------------------
-    def step(self) -> None:
-        """Discover and/or collect, whichever is due."""
-        now = time.monotonic()
-        # A little slack so that a step a few ms early still counts as due.
-        if now >= self._next_discovery - 0.01 * self.discovery_interval:
-            self._next_discovery = now + self.discovery_interval
-            self.discover()
-        if now >= self._next_collection - 0.01 * self.collection_interval:
-            self._next_collection = now + self.collection_interval
-            self.collect()
-
-    def discover(self) -> None:
-        try:
-            running = {g.id: g for g in self.hypervisor.list_guests()}
-        except HypervisorError as err:
-            self._trouble("list_guests", err)
-            return
-        self._fine()
+    def discover(self, polled: list[PolledGuest]) -> None:
+        """Follow the guests of this poll: new ones are added, gone ones dropped."""
+        running = {p.info.id: p.info for p in polled}
         with self._lock:
             known = dict(self._guests)
         for guest_id in known.keys() - running.keys():
             log.info("guest %s (%s) is gone; no longer managed",
                      known[guest_id].info.name, guest_id)
         added = {}
-        for gid in running.keys() - known.keys():
+        for gid in sorted(running.keys() - known.keys()):
             info = running[gid]
             try:
                 added[gid] = self._new_guest(info)
-            except Exception:
+            except Exception as err:
                 # Retried at the next discovery; the other guests go on.
-                log.exception("cannot set up monitoring of guest %s (%s)", info.name, gid)
+                self._problems.fail(gid, f"cannot set up monitoring of guest "
+                                    f"{info.name} ({gid}): {err}", exc_info=err)
                 continue
+            self._problems.ok(gid)
             log.info("managing guest %s (%s)", info.name, gid)
         with self._lock:
             self._guests = {gid: known.get(gid) or added[gid]
                             for gid in running if gid in known or gid in added}
+        self._problems.prune([*running, *(("stale", gid) for gid in running)])
 
     def _new_guest(self, info: GuestInfo) -> _Guest:
-        ctx = CollectorContext(self.config, self.hypervisor, info,
-                               proc_root=self.config.get("host", "proc-root"),
-                               sys_root=self.config.get("host", "sys-root"))
+        settings = self.settings
+        ctx = CollectorContext(settings, self.hypervisor, info,
+                               proc_root=settings.proc_root, sys_root=settings.sys_root)
+        if self.clock is not None:
+            ctx.clock = self.clock
         instances = [cls(ctx) for cls in self.collector_classes]
         plotter = Plotter(self.plot_run_dir, info.name) if self.plot_run_dir else None
         properties = {"id": info.id, "uuid": info.id, "name": info.name, "pid": info.pid}
         monitor = Monitor(f"guest {info.name}", properties, instances,
-                          self.history_length, plotter)
+                          settings.sample_history_length, plotter)
         return _Guest(info, ctx, monitor)
 
-    def collect(self) -> None:
+    def collect(self, polled: list[PolledGuest], now: float) -> None:
+        """Every known guest's collectors read its entry of this poll."""
+        entries = {p.info.id: p.stats for p in polled}
         with self._lock:
             guests = list(self._guests.values())
-        if not guests:
-            return
-        try:
-            snapshot = self.hypervisor.guest_stats()
-        except HypervisorError as err:
-            # One warning for the outage, none per guest: the guests are
-            # left out of evaluation until the hypervisor answers again.
-            self._trouble("guest_stats", err)
-            for guest in guests:
-                guest.monitor.invalidate()
-            return
-        self._fine()
         for guest in guests:
-            guest.ctx.snapshot = snapshot.get(guest.info.id)
-            guest.monitor.collect()
+            stats = entries.get(guest.info.id)
+            if stats is None:        # gone since discovery; dropped at the next one
+                continue
+            guest.ctx.snapshot = stats
+            guest.monitor.collect(now)
 
-    def _trouble(self, call: str, err: Exception) -> None:
-        if self._outage is None:
-            log.warning("hypervisor %s failed: %s; guests are left out of policy "
-                        "evaluation until it answers (retried every cycle)", call, err)
-            self._outage = call
-        else:
-            log.debug("hypervisor %s failed again: %s", call, err)
-
-    def _fine(self) -> None:
-        if self._outage is not None:
-            log.info("hypervisor answers again")
-            self._outage = None
-
-    # -- what the policy engine and the API read --------------------------
-    def entities(self) -> list[Entity]:
-        """Entities of the guests whose last collection succeeded."""
+    # -- what the evaluation and the API read ------------------------------
+    def entities(self, now: float) -> list[Entity]:
+        """Entities of the guests whose latest sample is fresh; a guest whose
+        data went stale is left out (logged once) and gets no controls."""
         with self._lock:
-            monitors = [g.monitor for g in self._guests.values()]
-        return [e for e in (m.entity() for m in monitors) if e is not None]
+            guests = list(self._guests.values())
+        result = []
+        for guest in guests:
+            monitor = guest.monitor
+            if monitor.stamp is None:
+                continue                    # not collected yet
+            key = ("stale", guest.info.id)
+            if not monitor.fresh(now, self.max_age):
+                self._problems.fail(key, f"{monitor.name}: its latest statistics are "
+                                    f"{now - monitor.stamp:.0f} s old; no controls "
+                                    "until fresh ones arrive")
+                continue
+            self._problems.ok(key, f"{monitor.name}: statistics are fresh again")
+            entity = monitor.entity()
+            if entity is not None:
+                result.append(entity)
+        return result
 
     def statistics(self) -> dict[str, dict[str, Any]]:
         """Latest sample per guest name."""
@@ -149,7 +134,9 @@ class GuestManager:
                 result[guest.info.name] = latest
         return result
 
-    def active_guests(self) -> list[str]:
-        """Names of the guests that take part in policy evaluation now."""
+    def active_guests(self, now: float) -> list[str]:
+        """Names of the guests whose statistics are fresh enough at ``now``
+        to take part in policy evaluation."""
         with self._lock:
-            return sorted(g.info.name for g in self._guests.values() if g.monitor.ready)
+            guests = list(self._guests.values())
+        return sorted(g.info.name for g in guests if g.monitor.fresh(now, self.max_age))

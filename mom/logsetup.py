@@ -6,23 +6,22 @@ the root logger and every other logger are left as the embedding program
 """
 from __future__ import annotations
 
-import configparser
 import logging
 import logging.handlers
 import sys
 
-from mom.config import ConfigError, parse_verbosity
+from mom.config import ConfigError, Settings, parse_verbosity
 
 LOGGER = "mom"
 FORMAT = "%(asctime)s - %(name)s - %(levelname)s - %(message)s"
 
 
 class LogSetup:
-    def __init__(self, config: configparser.ConfigParser) -> None:
+    def __init__(self, settings: Settings) -> None:
         self.logger = logging.getLogger(LOGGER)
-        self.logger.setLevel(parse_verbosity(config.get("logging", "verbosity")))
+        self.logger.setLevel(settings.verbosity)
         self.handler: logging.Handler | None = None
-        target = config.get("logging", "log").strip() or "stdio"
+        target = settings.log
         if target == "stdio":
             # Inside a program that already logs (VDSM), MOM's records reach
             # its handlers through propagation; a second stdout copy would
@@ -32,8 +31,8 @@ class LogSetup:
         else:
             try:
                 self.handler = logging.handlers.RotatingFileHandler(
-                    target, maxBytes=config.getint("logging", "max-bytes"),
-                    backupCount=config.getint("logging", "backup-count"))
+                    target, maxBytes=settings.max_bytes,
+                    backupCount=settings.backup_count)
             except OSError as err:
                 raise ConfigError(f"[logging] log = {target!r} cannot be opened: {err}") from None
         if self.handler is not None:

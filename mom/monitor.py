@@ -1,11 +1,13 @@
 """Sample history for one entity (the host or one guest).
 
-A Monitor runs its collectors once per collection cycle, merges their
-results into one sample and keeps the last ``sample-history-length``
-samples.  The policy engine asks it for an :class:`~mom.entity.Entity`
-each evaluation.  A cycle whose required fields cannot be collected leaves
-the entity out of evaluation until a later cycle succeeds; the reason is
-logged when it first happens and when it clears, not on every cycle.
+A Monitor runs its collectors once per collection, merges their results
+into one sample stamped with the cycle's time, and keeps the last
+``sample-history-length`` samples.  Each collector stands alone: when a
+required one fails, its fields are nil in that sample and recorded as
+``missing``, so only the controls that need them are held back (a guest
+without vCPU data is still ballooned).  The evaluation asks for an
+:class:`~mom.entity.Entity`, which it gets only while the latest sample is
+fresh.  Problems are logged when they start and when they clear.
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from typing import Any
 from mom.collectors.base import CollectionError, Collector
 from mom.entity import Entity
 from mom.plotter import Plotter
+from mom.reporting import Conditions
 
 log = logging.getLogger(__name__)
 
@@ -29,65 +32,66 @@ class Monitor:
         self.properties = properties
         self.collectors = collectors
         self.fields = frozenset().union(*(c.fields for c in collectors))
-        optional = frozenset().union(*(c.optional_fields for c in collectors))
-        self.required = self.fields - optional
         self.history: deque[dict[str, Any]] = deque(maxlen=history_length)
         self.variables: dict[str, Any] = {}      # SetVar/GetVar across cycles
-        self.ready = False                       # last collection succeeded
+        self.stamp: float | None = None          # cycle time of the latest sample
+        self.missing: frozenset[str] = frozenset()
         self.plotter = plotter
-        self._lock = threading.Lock()
-        self._problem: str | None = None         # what was last logged
+        self._lock = threading.Lock()            # the API reads from other threads
+        self._problems = Conditions(log)
 
-    def collect(self) -> bool:
-        """One collection cycle; True when a complete sample was kept."""
+    def collect(self, now: float) -> bool:
+        """One collection at cycle time ``now``; True when every required
+        field came in (the sample is kept either way)."""
         sample: dict[str, Any] = {}
-        try:
-            for collector in self.collectors:
-                sample.update(collector.collect())
-        except CollectionError as err:
-            return self._fail(f"{type(collector).__name__}: {err}")
-        except Exception:
-            problem = f"collector {type(collector).__name__} crashed"
-            if problem != self._problem:
-                log.exception("%s: %s", self.name, problem)
-            return self._fail(problem, quiet=True)
-        missing = sorted(f for f in self.required if sample.get(f) is None)
-        if missing:
-            return self._fail("missing required fields " + ", ".join(missing))
+        missing: set[str] = set()
+        for collector in self.collectors:
+            cname = type(collector).__name__
+            try:
+                values = collector.collect()
+            except CollectionError as err:
+                self._problems.fail(cname, f"{self.name}: {cname}: {err}; controls that "
+                                    "need its data are held back until it works")
+                missing |= collector.fields - collector.optional_fields
+                continue
+            except Exception as err:
+                self._problems.fail(cname, f"{self.name}: collector {cname} crashed",
+                                    exc_info=err, summary=f"crash {type(err).__name__}")
+                missing |= collector.fields - collector.optional_fields
+                continue
+            required = collector.fields - collector.optional_fields
+            lacking = sorted(f for f in required if values.get(f) is None)
+            if lacking:
+                self._problems.fail(cname, f"{self.name}: {cname} gave no "
+                                    + ", ".join(lacking))
+                missing.update(lacking)
+            else:
+                self._problems.ok(cname, f"{self.name}: {cname} works again")
+            sample.update(values)
         kept = {k: v for k, v in sample.items() if k in self.fields}
         with self._lock:
             self.history.append(kept)
-            self.ready = True
-        if self._problem is not None:
-            log.info("%s: collection works again", self.name)
-            self._problem = None
+            self.stamp = now
+            self.missing = frozenset(missing)
         if self.plotter is not None:
             self.plotter.plot(kept)
-        return True
+        return not missing
 
-    def _fail(self, problem: str, quiet: bool = False) -> bool:
-        with self._lock:
-            self.ready = False
-        if problem != self._problem and not quiet:
-            log.warning("%s: left out of policy evaluation until collection works: %s",
-                        self.name, problem)
-        self._problem = problem
-        return False
-
-    def invalidate(self) -> None:
-        """Leave the entity out until the next successful collection, quietly:
-        the caller has logged why (e.g. the hypervisor is down)."""
-        with self._lock:
-            self.ready = False
+    def fresh(self, now: float, max_age: float) -> bool:
+        """Whether the latest sample is recent enough to act on."""
+        return self.stamp is not None and now - self.stamp <= max_age
 
     def latest(self) -> dict[str, Any] | None:
         with self._lock:
             return dict(self.history[-1]) if self.history else None
 
     def entity(self) -> Entity | None:
-        """A snapshot for this evaluation, or None when the last cycle failed."""
+        """A snapshot of the history for one evaluation (None before the
+        first sample).  Callers check freshness first."""
         with self._lock:
-            if not self.ready or not self.history:
+            if not self.history:
                 return None
             history = tuple(self.history)
-        return Entity(self.properties, history, self.fields, self.variables)
+            stamp, missing = self.stamp, self.missing
+        return Entity(self.properties, history, self.fields, self.variables,
+                      stamp=stamp, missing=missing)

@@ -21,10 +21,10 @@ Scripting:
   ``guest_id`` is None), forever or for the next ``times`` calls.
   ``exc`` is an exception instance or class (default HypervisorError).
 - ``hv.add_guest(info, stats)`` / ``hv.update_stats(id, section, **fields)``
-  change what later ``list_guests``/``guest_stats`` calls return (a listed
-  guest without a ``stats`` entry is absent from ``guest_stats``).
-- ``hv.remove_guest(id)``: the guest leaves ``list_guests``/``guest_stats``
-  and later calls for it raise GuestGoneError, like a VM that shut down.
+  change what later ``poll`` calls return (a guest without a ``stats``
+  entry is polled with empty stats).
+- ``hv.remove_guest(id)``: the guest leaves ``poll`` and later calls for it
+  raise GuestGoneError, like a VM that shut down.
 - ``release = hv.block(method)``: calls of ``method`` wait until
   ``release.set()`` (or ``block_timeout`` seconds, then raise
   HypervisorError); ``hv.entered(method)`` is an Event set once a call is
@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mom.hypervisor.base import (GuestGoneError, GuestInfo, GuestStats,
-                                 Hypervisor, HypervisorError)
+                                 Hypervisor, HypervisorError, PolledGuest)
 
 _GUEST_METHODS = {"set_balloon_target", "set_vcpu_tune", "set_io_tune"}
 
@@ -70,6 +70,7 @@ class FakeHypervisor(Hypervisor):
         self.block_timeout = block_timeout
         self.calls: list[tuple[Any, ...]] = []
         self.closed = False
+        self.on_ksm_tune: Any = None
         self._failures: dict[str, list[_Failure]] = {}
         self._blocks: dict[str, threading.Event] = {}
         self._entered: dict[str, threading.Event] = {}
@@ -170,16 +171,11 @@ class FakeHypervisor(Hypervisor):
         self._enter("ping")
         return True
 
-    def list_guests(self) -> list[GuestInfo]:
-        self._enter("list_guests")
+    def poll(self) -> list[PolledGuest]:
+        self._enter("poll")
         with self._lock:
-            return list(self.guests.values())
-
-    def guest_stats(self) -> dict[str, GuestStats]:
-        self._enter("guest_stats")
-        with self._lock:
-            return {gid: copy.deepcopy(self.stats[gid])
-                    for gid in self.guests if gid in self.stats}
+            return [PolledGuest(info, copy.deepcopy(self.stats.get(gid, {})))
+                    for gid, info in self.guests.items()]
 
     def set_balloon_target(self, guest_id: str, target_kib: int) -> None:
         self._enter("set_balloon_target", guest_id, target_kib, guest_id=guest_id)
@@ -217,6 +213,8 @@ class FakeHypervisor(Hypervisor):
         if self.apply_effects:
             with self._lock:
                 self.ksm.update(params)
+            if self.on_ksm_tune is not None:        # e.g. a fake host's sysfs
+                self.on_ksm_tune(params)
 
     def close(self) -> None:
         self._enter("close")

@@ -24,11 +24,12 @@ def overrides(**sections):
 
 def test_defaults_without_a_file():
     conf = config.load("")
-    assert conf.get("main", "hypervisor-interface") == "libvirt"
-    assert conf.getint("main", "sample-history-length") == 10
-    assert conf.get("main", "controllers") == "Balloon"
-    assert config.get_interval(conf, "policy-engine-interval") == 10.0
-    assert config.rpc_port(conf) is None
+    assert conf.hypervisor_interface == "libvirt"
+    assert conf.sample_history_length == 10
+    assert conf.controllers == ("Balloon",)
+    assert conf.intervals.policy_engine == 10.0
+    assert conf.rpc is None
+    assert conf.vdsm.ssl is None          # follow VDSM's vdsm.conf
 
 
 # VDSM's own mom.conf layout (colon syntax, [vdsm] section, all four controllers).
@@ -75,19 +76,19 @@ VDSM_STYLE = """\
 
 def test_upstream_vdsm_style_file_loads(tmp_path):
     conf = config.load(write(tmp_path, VDSM_STYLE))
-    assert config.get_interval(conf, "host-monitor-interval") == 15.0
-    assert config.split_list(conf.get("main", "controllers")) == [
-        "Balloon", "KSM", "CpuTune", "IoTune"]
-    assert config.rpc_port(conf) == "/var/run/vdsm/mom-vdsm.sock"
-    assert config.plugin_section(conf, "Collector", "GuestQemuAgent") == {
+    assert conf.intervals.host_monitor == 15.0
+    assert conf.controllers == ("Balloon", "KSM", "CpuTune", "IoTune")
+    assert conf.rpc == "/var/run/vdsm/mom-vdsm.sock"
+    assert conf.plugin_options("Collector", "GuestQemuAgent") == {
         "socket_path": "/var/lib/libvirt/qemu"}
-    assert conf.get("vdsm", "port") == "54321"
+    assert conf.vdsm.port == 54321
+    assert conf.vdsm.pki_path(conf.vdsm.key_file) == "/etc/pki/vdsm/keys/vdsmkey.pem"
 
 
 def test_overrides_win_over_the_file(tmp_path):
     path = write(tmp_path, "[main]\nsample-history-length: 5\n")
     conf = config.load(path, overrides(main={"sample-history-length": "3"}))
-    assert conf.getint("main", "sample-history-length") == 3
+    assert conf.sample_history_length == 3
 
 
 @pytest.mark.parametrize("text, words", [
@@ -95,6 +96,14 @@ def test_overrides_win_over_the_file(tmp_path):
     ("[mian]\nhost-monitor-interval: 5\n", ["[mian]"]),
     ("[main]\nhost-monitor-interval: five\n", ["host-monitor-interval", "'five'"]),
     ("[main]\npolicy-engine-interval: 0\n", ["policy-engine-interval", "'0'"]),
+    ("[main]\nhost-monitor-interval: inf\n", ["host-monitor-interval", "'inf'"]),
+    ("[main]\nguest-monitor-interval: nan\n", ["guest-monitor-interval", "'nan'"]),
+    ("[main]\npolicy-engine-interval: 1e10\n", ["policy-engine-interval", "'1e10'"]),
+    ("[main]\nguest-manager-interval: 1e-9\n", ["guest-manager-interval", "'1e-9'"]),
+    ("[vdsm]\nrequest-timeout: inf\n", ["request-timeout", "'inf'"]),
+    ("[vdsm]\nport: 99999\n", ["[vdsm] port", "99999"]),
+    ("[vdsm]\nssl: maybe\n", ["[vdsm] ssl", "maybe"]),
+    ("[main]\npolicy-max-seconds: 0\n", ["policy-max-seconds"]),
     ("[main]\nsample-history-length: 0\n", ["sample-history-length"]),
     ("[main]\nrpc-port: 70000\n", ["rpc-port", "70000"]),
     ("[main]\nrpc-port: relative.sock\n", ["rpc-port", "relative.sock"]),
@@ -132,7 +141,7 @@ def test_unparsable_file_is_an_error(tmp_path):
 @pytest.mark.parametrize("value, expected", [
     ("-1", None), ("", None), ("8888", 8888), ("/run/mom.sock", "/run/mom.sock")])
 def test_rpc_port_forms(value, expected):
-    assert config.rpc_port(config.load("", overrides(main={"rpc-port": value}))) == expected
+    assert config.load("", overrides(main={"rpc-port": value})).rpc == expected
 
 
 @pytest.mark.parametrize("value, level", [
@@ -146,4 +155,15 @@ def test_verbosity_by_name_or_number(value, level):
 
 def test_fractional_intervals_are_allowed():
     conf = config.load("", overrides(main={"guest-monitor-interval": "0.1"}))
-    assert config.get_interval(conf, "guest-monitor-interval") == 0.1
+    assert conf.intervals.guest_monitor == 0.1
+
+
+def test_settings_are_frozen():
+    conf = config.load("")
+    with pytest.raises(AttributeError):
+        conf.plot_dir = "/tmp"            # type: ignore[misc]
+
+
+def test_vdsm_ssl_set_in_mom_conf_wins(tmp_path):
+    conf = config.load(write(tmp_path, "[vdsm]\nssl = false\n"))
+    assert conf.vdsm.ssl is False

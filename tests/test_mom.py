@@ -84,6 +84,8 @@ def running(host):
 
     def start(hypervisor, policy=None, **main):
         instance = mom.MOM("", overrides(host, **main), hypervisor=hypervisor)
+        if isinstance(hypervisor, FakeHypervisor):
+            hypervisor.on_ksm_tune = lambda params: host.set_ksm(**params)
         if policy is not None:
             assert instance.setPolicy(policy)
         instance.start()
@@ -194,14 +196,14 @@ def test_a_policy_error_applies_nothing_that_cycle(host, running, caplog):
 
 def test_shutdown_is_bounded_while_a_hypervisor_call_hangs(host):
     hv = make_hypervisor(1)
-    release = hv.block("guest_stats")
+    release = hv.block("poll")
     instance = mom.MOM("", overrides(host), hypervisor=hv)
     instance.start()
     try:
-        assert hv.entered("guest_stats").wait(5)
+        assert hv.entered("poll").wait(5)
         started = time.monotonic()
         instance.shutdown()
-        assert time.monotonic() - started < 5
+        assert time.monotonic() - started < 3.5
     finally:
         release.set()
 
@@ -232,12 +234,17 @@ def test_a_crashing_collector_does_not_stop_mom(host, running, monkeypatch, capl
     assert instance.setPolicy(BALLOON_POLICY)
     instance.start()
     try:
-        wait_for(lambda: len([c for c in hv.calls_to("set_balloon_target")
-                              if c[0] == "id-1"]) >= 3, what="vm1 still managed")
-        assert all(c[0] == "id-1" for c in hv.calls_to("set_balloon_target"))
-        assert "collector bug" in caplog.text
+        # The crashing collector's data is optional: both guests are still
+        # managed, and the crash is logged once, with its traceback.
+        wait_for(lambda: all(len([c for c in hv.calls_to("set_balloon_target")
+                                  if c[0] == gid]) >= 3 for gid in ("id-0", "id-1")),
+                 what="both guests managed")
+        crashes = [r for r in caplog.records
+                   if "crashed" in r.getMessage() and r.levelno >= logging.WARNING]
+        assert len(crashes) == 1 and "collector bug" in caplog.text
+        assert crashes[0].exc_info is not None
         assert all(t.is_alive() for t in instance.threads())
-        assert instance.getActiveGuests() == ["vm1"]
+        assert instance.getActiveGuests() == ["vm0", "vm1"]
     finally:
         instance.shutdown()
 
@@ -253,7 +260,7 @@ def test_thread_count_does_not_grow_with_guests(host):
         try:
             wait_for(lambda: len(instance.getActiveGuests()) == guests, what="all guests")
             counts[guests] = threading.active_count() - before
-            assert len(instance.threads()) == 3
+            assert [t.name for t in instance.threads()] == ["MOMWorker"]
         finally:
             instance.shutdown()
     assert counts[10] == counts[200]
@@ -270,7 +277,7 @@ def test_rpc_server_serves_the_api(tmp_path, host, running):
     assert client.setNamedPolicy("10-x", "(defvar x 1)") is True
     assert "10-x" in instance.getNamedPolicies()
     assert client.setNamedPolicy("10-y", "(oops") is False
-    assert len(instance.threads()) == 4
+    assert [t.name for t in instance.threads()] == ["MOMWorker", "RPCServer"]
 
 
 def test_wrong_call_order_is_harmless(host):
@@ -282,18 +289,23 @@ def test_wrong_call_order_is_harmless(host):
     other = mom.MOM("", overrides(host), hypervisor=make_hypervisor(1))
     other.start()
     other.start()                # twice
-    assert len(other.threads()) == 3
+    assert len(other.threads()) == 1
     other.shutdown()
     other.shutdown()
     assert other.threads() == []
 
 
-def test_run_blocks_until_shutdown(host):
-    instance = mom.MOM("", overrides(host), hypervisor=make_hypervisor(1))
+def test_run_blocks_until_shutdown_and_adds_no_thread(host):
+    hv = make_hypervisor(1)
+    instance = mom.MOM("", overrides(host), hypervisor=hv)
+    before = threading.active_count()
     runner = threading.Thread(target=instance.run, name="MOM")
     runner.start()
-    wait_for(lambda: len(instance.threads()) == 3, what="loops")
+    assert instance.wait_ready(5)
+    wait_for(lambda: len(hv.calls_to("poll")) >= 3, what="cycles in the caller's thread")
     assert runner.is_alive()
+    assert instance.threads() == []
+    assert threading.active_count() == before + 1      # the caller's own thread
     instance.shutdown()
     runner.join(5)
     assert not runner.is_alive()
@@ -358,34 +370,29 @@ def test_a_hypervisor_outage_is_one_warning_and_guests_come_back(host, running, 
     instance = running(hv, BALLOON_POLICY)
     wait_for(lambda: len(instance.getActiveGuests()) == 20, what="all guests")
     caplog.clear()
-    hv.fail("guest_stats", HypervisorError("connection refused"))
-    hv.fail("list_guests", HypervisorError("connection refused"))
+    hv.fail("poll", HypervisorError("connection refused"))
     wait_for(lambda: instance.getActiveGuests() == [], what="guests left out")
-    time.sleep(0.3)
+    sent = len(hv.calls_to("set_balloon_target"))
+    polls = len(hv.calls_to("poll"))
+    wait_for(lambda: len(hv.calls_to("poll")) >= polls + 5, what="more failing polls")
     warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert len(warnings) == 1, [r.getMessage() for r in warnings]
     assert "connection refused" in warnings[0].getMessage()
+    assert len(hv.calls_to("set_balloon_target")) == sent      # nothing on old data
     hv.clear_failures()
     wait_for(lambda: len(instance.getActiveGuests()) == 20, what="guests back")
-    assert "hypervisor answers again" in caplog.text
+    assert "hypervisor fake answers again" in caplog.text
 
 
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
-def test_a_dead_loop_is_reported_once(host, caplog):
-    instance = mom.MOM("", overrides(host), hypervisor=make_hypervisor(1))
-    runner = threading.Thread(target=instance.run, name="MOM")
-    runner.start()
-    try:
-        wait_for(lambda: len(instance.threads()) == 3, what="loops")
-
-        def die():
-            raise SystemExit        # not an Exception: it ends the loop's thread
-        policy_loop = next(t for t in instance.threads() if t.name == "PolicyEngine")
-        policy_loop._step = die
-        policy_loop.wake()
-        wait_for(lambda: not policy_loop.is_alive(), what="the loop to die")
-        time.sleep(0.5)             # ten main-loop rounds
-        assert caplog.text.count("PolicyEngine ended unexpectedly") == 1
-    finally:
-        instance.shutdown()
-        runner.join(5)
+def test_a_system_exit_from_the_hypervisor_does_not_end_mom(host, running, caplog):
+    hv = make_hypervisor(2)
+    instance = running(hv, BALLOON_POLICY)
+    wait_for(lambda: len(instance.getActiveGuests()) == 2, what="all guests")
+    hv.fail("poll", SystemExit, times=3)      # as a library might raise
+    wait_for(lambda: "SystemExit" in caplog.text, what="the report")
+    polls = len(hv.calls_to("poll"))
+    wait_for(lambda: len(hv.calls_to("poll")) >= polls + 3, what="the worker going on")
+    assert [t.name for t in instance.threads()] == ["MOMWorker"]
+    assert len([r for r in caplog.records
+                if "SystemExit" in r.getMessage() and r.levelno >= logging.WARNING]) == 1
+    wait_for(lambda: len(instance.getActiveGuests()) == 2, what="guests back")

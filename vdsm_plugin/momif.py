@@ -36,6 +36,8 @@ import xmlrpc.client
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from mom.reporting import Conditions
+
 log = logging.getLogger("vdsm.mom")   # VDSM's logging tree
 
 SECTION = "mom"
@@ -149,7 +151,7 @@ class MomFront:
         self.tuning_policy = tuning_policy
         self._params: dict[str, Any] = {}
         self._params_lock = threading.Lock()
-        self._warned: set[str] = set()
+        self._problems = Conditions(log)
 
     # -- to be provided ---------------------------------------------------
     def _statistics(self) -> dict[str, Any] | None:
@@ -169,14 +171,7 @@ class MomFront:
 
     # -- logging without flooding VDSM's log ------------------------------
     def _warn_once(self, condition: str, message: str, *args: Any) -> None:
-        if condition in self._warned:
-            log.debug(message, *args)
-        else:
-            self._warned.add(condition)
-            log.warning(message, *args)
-
-    def _clear(self, condition: str) -> None:
-        self._warned.discard(condition)
+        self._problems.fail(condition, message % args, summary=condition)
 
     # -- the API VDSM uses --------------------------------------------------
     def getKsmStats(self) -> dict[str, Any]:
@@ -192,7 +187,7 @@ class MomFront:
             self._warn_once("ksm-missing", "MOM's host statistics lack KSM's "
                             "(is HostKSM among the [host] collectors of MOM's config?)")
         else:
-            self._clear("ksm-missing")
+            self._problems.ok("ksm-missing")
         return result
 
     def setPolicy(self, text: str) -> bool:
@@ -223,7 +218,7 @@ class MomFront:
 
 
 class ThreadMomFront(MomFront):
-    """MOM as threads of the calling process (VDSM's), started at once.
+    """MOM in one thread of the calling process (VDSM's), started at once.
 
     MOM imports VDSM's ``API`` and ``supervdsm`` modules itself; VDSM may
     hand them over instead (``api``, ``supervdsm``), or a ready
@@ -246,9 +241,8 @@ class ThreadMomFront(MomFront):
             from mom import config as mom_config
             from mom.hypervisor import vdsm
             hypervisor = vdsm.create(mom_config.load(conf), api, supervdsm)
-        self.mom = mom_factory(conf, hypervisor=hypervisor)
-        self.mom.start()            # raises here if MOM cannot start
-        # run() re-uses the started loops and watches them until shutdown().
+        self.mom = mom_factory(conf, hypervisor=hypervisor)   # raises on a bad config
+        # This thread runs MOM's cycle itself: MOM adds no thread to VDSM.
         self.thread = threading.Thread(target=self._run, name="MOM", daemon=True)
         self.thread.start()
         log.info("MOM started in thread mode with %s", conf)
@@ -326,9 +320,7 @@ class ProcessMomFront(MomFront):
             self._warn_once("down", "MOM (%s) is not available: %s: %s",
                             self.socket_path, type(err).__name__, err)
             return default
-        if "down" in self._warned:
-            log.info("MOM (%s) is available again", self.socket_path)
-            self._clear("down")
+        self._problems.ok("down", f"MOM ({self.socket_path}) is available again")
         if self._resync and resync:
             self._resync = False
             text = self._parameters_text()

@@ -13,18 +13,22 @@ per guest for guest collectors) with a :class:`CollectorContext`, and calls
   without it may be listed in either section, so read it with
   ``getattr(cls, "kind", None)``.
 - ``collect()`` raises :class:`CollectionError` when required data is not
-  available this cycle (e.g. a guest without a guest agent); the guest is
-  then left out of this cycle's evaluation.
+  available this cycle (e.g. a guest without a guest agent).  The entity
+  still takes part in evaluation with those fields nil, but gets none of the
+  controls that need them (:data:`mom.facts.GUEST_CONTROL_NEEDS`): a guest
+  without vCPU data is still ballooned, and the other way round.
 
 Pure parsing lives in module-level functions (``parse_meminfo(text)``...)
 so it can be tested on captured text; ``collect()`` only does the I/O.
 """
 from __future__ import annotations
 
-import configparser
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from mom.config import Settings
 from mom.hypervisor.base import GuestInfo, GuestStats, Hypervisor
 
 
@@ -34,15 +38,17 @@ class CollectionError(Exception):
 
 @dataclass
 class CollectorContext:
-    config: configparser.ConfigParser
+    settings: Settings
     hypervisor: Hypervisor | None = None
     guest: GuestInfo | None = None          # None for host collectors
     proc_root: str = "/proc"                # injectable for tests
     sys_root: str = "/sys"
-    # For guest collectors: this guest's entry of the current cycle's bulk
-    # snapshot (Hypervisor.guest_stats()); the guest manager sets it before
-    # calling collect().  None when the snapshot has nothing for the guest.
+    # For guest collectors: this guest's entry of the current cycle's poll
+    # (Hypervisor.poll()); the cycle sets it before calling collect().
     snapshot: GuestStats | None = None
+    # The cycle's clock (monotonic seconds; simulated under mom-sim), for
+    # collectors that compute rates.
+    clock: Callable[[], float] = time.monotonic
     extra: dict[str, Any] = field(default_factory=dict)
 
 

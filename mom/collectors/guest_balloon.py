@@ -3,9 +3,10 @@
 accepts guests without a balloon (fields nil)."""
 from __future__ import annotations
 
+from mom import facts
 from mom.collectors._snapshot import SnapshotCollector
 
-BALLOON_FIELDS = frozenset({"balloon_cur", "balloon_max", "balloon_min"})
+BALLOON_FIELDS = facts.fields("guest", "balloon")
 
 
 class GuestBalloon(SnapshotCollector):

@@ -4,10 +4,10 @@ the scheduler takes them, user limit in percent).  ``GuestCpuTuneOptional``
 accepts guests without them."""
 from __future__ import annotations
 
+from mom import facts
 from mom.collectors._snapshot import SnapshotCollector
 
-CPUTUNE_FIELDS = frozenset({"vcpu_quota", "vcpu_period", "vcpu_user_limit",
-                            "vcpu_count"})
+CPUTUNE_FIELDS = facts.fields("guest", "cputune")
 
 
 class GuestCpuTune(SnapshotCollector):

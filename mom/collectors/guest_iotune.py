@@ -12,6 +12,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+from mom import facts
 from mom.collectors._snapshot import SnapshotCollector
 from mom.collectors.base import CollectionError
 from mom.iotune import IoTuneDevice
@@ -33,7 +34,7 @@ def parse_iotune(section: Any) -> list[IoTuneDevice]:
 
 class GuestIoTune(SnapshotCollector):
     section = "iotune"
-    fields = frozenset({"io_tune"})
+    fields = facts.fields("guest", "iotune")
 
     def collect(self) -> dict[str, Any]:
         section = self.snapshot_section()

@@ -11,11 +11,10 @@ whatever the guest reports.
 """
 from __future__ import annotations
 
+from mom import facts
 from mom.collectors._snapshot import SnapshotCollector
 
-MEMORY_FIELDS = frozenset({"mem_available", "mem_unused", "mem_free",
-                           "major_fault", "minor_fault", "swap_in", "swap_out",
-                           "swap_total", "swap_usage"})
+MEMORY_FIELDS = facts.fields("guest", "memory")
 
 
 class GuestMemory(SnapshotCollector):

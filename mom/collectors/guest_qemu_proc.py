@@ -11,10 +11,11 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+from mom import facts
 from mom.collectors._procfs import PidStat, parse_pid_stat, parse_pid_status, read_text
 from mom.collectors.base import CollectionError, Collector
 
-QEMU_PROC_FIELDS = frozenset({"rss", "host_minor_faults", "host_major_faults"})
+QEMU_PROC_FIELDS = facts.fields("guest", "qemu")
 
 
 def qemu_proc_fields(stat: PidStat, status: Mapping[str, Any]) -> dict[str, int]:

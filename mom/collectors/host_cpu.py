@@ -10,6 +10,7 @@ import logging
 import os
 from typing import Any
 
+from mom import facts
 from mom.collectors._procfs import read_text
 from mom.collectors.base import CollectionError, Collector
 
@@ -32,7 +33,7 @@ class HostCpu(Collector):
     """Online CPU count of the host."""
 
     kind = "host"
-    fields = frozenset({"cpu_count"})
+    fields = facts.fields("host", "cpu")
 
     def collect(self) -> dict[str, Any]:
         path = os.path.join(self.ctx.sys_root, "devices", "system", "cpu", "online")

@@ -15,28 +15,17 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from mom import facts
 from mom.collectors._procfs import PidStat, iter_pids, read_pid_stat
 from mom.collectors.base import CollectionError, Collector, CollectorContext
 
 log = logging.getLogger(__name__)
 
-# MOM field -> file under /sys/kernel/mm/ksm
-KSM_FILES: dict[str, str] = {
-    "ksm_run": "run",
-    "ksm_pages_to_scan": "pages_to_scan",
-    "ksm_sleep_millisecs": "sleep_millisecs",
-    "ksm_pages_shared": "pages_shared",
-    "ksm_pages_sharing": "pages_sharing",
-    "ksm_pages_unshared": "pages_unshared",
-    "ksm_pages_volatile": "pages_volatile",
-    "ksm_full_scans": "full_scans",
-    "ksm_merge_across_nodes": "merge_across_nodes",
-}
-_OPTIONAL_KSM = frozenset({"ksm_merge_across_nodes"})
+KSM_FILES = facts.KSM_FILES          # MOM field -> file under /sys/kernel/mm/ksm
+_OPTIONAL_KSM = facts.KSM_OPTIONAL
 
 
 def parse_ksm(files: Mapping[str, str]) -> dict[str, int]:
@@ -78,14 +67,14 @@ class HostKSM(Collector):
     """KSM settings and counters; needs /sys/kernel/mm/ksm."""
 
     kind = "host"
-    fields = frozenset(KSM_FILES) | {"ksmd_cpu_usage", "ksm_shareable"}
+    fields = facts.fields("host", "ksm")
     optional_fields = _OPTIONAL_KSM
 
     def __init__(self, ctx: CollectorContext, *,
-                 clock: Callable[[], float] = time.monotonic,
+                 clock: Callable[[], float] | None = None,
                  clk_tck: int | None = None) -> None:
         super().__init__(ctx)
-        self._clock = clock
+        self._clock = clock or ctx.clock
         self._clk_tck = clk_tck or os.sysconf("SC_CLK_TCK")
         self._ksmd_pid: int | None = None
         # (ticks, clock) of the previous sample of ksmd

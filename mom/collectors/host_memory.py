@@ -13,6 +13,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+from mom import facts
 from mom.collectors._procfs import parse_key_values, read_text
 from mom.collectors.base import CollectionError, Collector, CollectorContext
 
@@ -64,8 +65,7 @@ class HostMemory(Collector):
     """Host memory totals and swap activity."""
 
     kind = "host"
-    fields = frozenset({"mem_available", "mem_unused", "mem_free", "swap_in",
-                        "swap_out", "anon_pages", "swap_total", "swap_usage"})
+    fields = facts.fields("host", "memory")
 
     def __init__(self, ctx: CollectorContext) -> None:
         super().__init__(ctx)

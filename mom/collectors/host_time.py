@@ -5,6 +5,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from mom import facts
 from mom.collectors.base import Collector, CollectorContext
 
 
@@ -12,7 +13,7 @@ class HostTime(Collector):
     """Lets a policy see when a sample was taken (e.g. to rate-limit)."""
 
     kind = "host"
-    fields = frozenset({"time"})
+    fields = facts.fields("host", "time")
 
     def __init__(self, ctx: CollectorContext, *,
                  clock: Callable[[], float] = time.time) -> None:

@@ -1,51 +1,37 @@
 """CpuTune: applies the policy's ``vcpu_quota`` / ``vcpu_period`` per guest.
 
 Only values that differ from the guest's current ones are sent (None for
-an unchanged one); nothing changed means no call.
+an unchanged one), in one ``set_vcpu_tune`` call; nothing changed means no
+call.
 """
 from __future__ import annotations
 
 import logging
+from collections.abc import Hashable
+from typing import Any
 
-from mom.controllers._errors import FailureLog, guest_id, guest_label
-from mom.controllers.base import Controller, ControllerContext
+from mom.controllers.base import ChangeController, guest_id, label
 from mom.entity import Entity
 
 log = logging.getLogger(__name__)
 
 
-def _changed(control: object, current: object) -> int | None:
-    """``int(control)`` when it is set and differs from ``current``."""
-    if control is None:
-        return None
-    value = int(control)  # type: ignore[call-overload]
-    return None if value == current else value
+class CpuTune(ChangeController):
+    action = "set the vCPU quota/period"
+    logger = log
 
+    def wanted(self, guest: Entity) -> dict[Hashable, tuple[Any, Any]] | None:
+        wanted: dict[Hashable, tuple[Any, Any]] = {}
+        for key in ("vcpu_quota", "vcpu_period"):
+            value = guest.GetControl(key)
+            if value is not None:
+                wanted[key] = (int(value), getattr(guest, key))
+        period = wanted.get("vcpu_period")
+        if period is not None and period[0] <= 0:
+            raise ValueError(f"vcpu_period {period[0]} is not positive")
+        return wanted or None
 
-class CpuTune(Controller):
-    def __init__(self, ctx: ControllerContext) -> None:
-        super().__init__(ctx)
-        self._failures = FailureLog(log, "set the vCPU quota/period")
-
-    def process(self, host: Entity, guests: list[Entity]) -> None:
-        for guest in guests:
-            quota = guest.GetControl("vcpu_quota")
-            period = guest.GetControl("vcpu_period")
-            if quota is None and period is None:
-                continue
-            gid = guest_id(guest)
-            try:
-                quota = _changed(quota, guest.vcpu_quota)
-                period = _changed(period, guest.vcpu_period)
-                if quota is None and period is None:
-                    continue
-                if period is not None and period <= 0:
-                    raise ValueError(f"vcpu_period {period} is not positive")
-                log.debug("%s: vcpu quota %s period %s", guest_label(guest),
-                          quota, period)
-                self.ctx.hypervisor.set_vcpu_tune(gid, quota=quota, period=period)
-            except Exception as e:
-                self._failures.failed(gid, guest_label(guest), e)
-            else:
-                self._failures.succeeded(gid)
-        self._failures.prune(guest_id(g) for g in guests)
+    def apply(self, guest: Entity, changes: dict[Hashable, Any]) -> None:
+        quota, period = changes.get("vcpu_quota"), changes.get("vcpu_period")
+        log.debug("%s: vcpu quota %s period %s", label(guest), quota, period)
+        self.ctx.hypervisor.set_vcpu_tune(guest_id(guest), quota=quota, period=period)

@@ -1,45 +1,38 @@
-"""IoTune: sends the per-disk limits a policy changed in ``guest.io_tune``.
+"""IoTune: sends the per-disk limits a policy chose in ``guest.io_tune``.
 
 One ``set_io_tune`` call per guest, with only the devices whose chosen
-limits differ from the ones in force; after a successful call a device's
-``current`` limits are the ones sent.
+limits differ from the ones in force (or from the ones sent for the same
+sample).
 """
 from __future__ import annotations
 
 import logging
-from types import SimpleNamespace
+from collections.abc import Hashable
+from typing import Any
 
-from mom.controllers._errors import FailureLog, guest_id, guest_label
-from mom.controllers.base import Controller, ControllerContext
+from mom.controllers.base import ChangeController, guest_id, label
 from mom.entity import Entity
 
 log = logging.getLogger(__name__)
 
 
-class IoTune(Controller):
-    def __init__(self, ctx: ControllerContext) -> None:
-        super().__init__(ctx)
-        self._failures = FailureLog(log, "set I/O limits")
+def _frozen(limits: dict[str, int]) -> tuple[tuple[str, int], ...]:
+    return tuple(sorted(limits.items()))
 
-    def process(self, host: Entity, guests: list[Entity]) -> None:
-        for guest in guests:
-            devices = guest.io_tune
-            if not devices:
-                continue
-            gid = guest_id(guest)
-            try:
-                changed = [d for d in devices if d.changed()]
-                if not changed:
-                    continue
-                tunables = [d.as_tunable() for d in changed]
-                log.debug("%s: io tune %s", guest_label(guest), tunables)
-                self.ctx.hypervisor.set_io_tune(gid, tunables)
-            except Exception as e:
-                self._failures.failed(gid, guest_label(guest), e)
-            else:
-                self._failures.succeeded(gid)
-                # The devices live in the guest's latest sample; if the policy
-                # runs again before the next collection it must not resend.
-                for device in changed:
-                    device.current = SimpleNamespace(**device.tune)
-        self._failures.prune(guest_id(g) for g in guests)
+
+class IoTune(ChangeController):
+    action = "set I/O limits"
+    logger = log
+
+    def wanted(self, guest: Entity) -> dict[Hashable, tuple[Any, Any]] | None:
+        devices = guest.io_tune
+        if not devices:
+            return None
+        return {(d.name, d.path): (_frozen(d.tune), _frozen(vars(d.current)))
+                for d in devices}
+
+    def apply(self, guest: Entity, changes: dict[Hashable, Any]) -> None:
+        tunables = [{"name": name, "path": path, "ioTune": dict(limits)}
+                    for (name, path), limits in changes.items()]
+        log.debug("%s: io tune %s", label(guest), tunables)
+        self.ctx.hypervisor.set_io_tune(guest_id(guest), tunables)

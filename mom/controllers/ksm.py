@@ -1,58 +1,36 @@
 """KSM: applies the policy's host controls ``ksm_run``,
-``ksm_pages_to_scan``, ``ksm_sleep_millisecs``, ``ksm_merge_across_nodes``.
+``ksm_pages_to_scan``, ``ksm_sleep_millisecs``, ``ksm_merge_across_nodes``
+(:data:`mom.facts.KSM_KNOBS`).
 
 All changed settings go in one ``ksm_tune`` call (in VDSM that is one
-supervdsm round trip), and only the changed ones: a key is sent when its
-value differs from the one MOM last applied or, before MOM applied it, from
-the host's current value (``host.ksm_run`` ...).  Nothing changed, no call.
+supervdsm round trip), and only the changed ones; nothing changed, no call.
 """
 from __future__ import annotations
 
 import logging
+from collections.abc import Hashable
+from typing import Any
 
-from mom.controllers._errors import FailureLog
-from mom.controllers.base import Controller, ControllerContext
+from mom.controllers.base import ChangeController
 from mom.entity import Entity
+from mom.facts import KSM_KNOBS
 
 log = logging.getLogger(__name__)
 
-# host control (and host field) -> ksm_tune key (hypervisor.base.KSM_TUNE_KEYS)
-KSM_CONTROLS: dict[str, str] = {
-    "ksm_run": "run",
-    "ksm_pages_to_scan": "pages_to_scan",
-    "ksm_sleep_millisecs": "sleep_millisecs",
-    "ksm_merge_across_nodes": "merge_across_nodes",
-}
 
+class KSM(ChangeController):
+    action = "tune KSM"
+    host_only = True
+    logger = log
 
-class KSM(Controller):
-    def __init__(self, ctx: ControllerContext) -> None:
-        super().__init__(ctx)
-        self._applied: dict[str, int] = {}
-        self._failures = FailureLog(log, "tune KSM")
+    def wanted(self, host: Entity) -> dict[Hashable, tuple[Any, Any]] | None:
+        wanted: dict[Hashable, tuple[Any, Any]] = {}
+        for knob in KSM_KNOBS:
+            value = host.GetControl(knob.control)
+            if value is not None:
+                wanted[knob.key] = (int(value), getattr(host, knob.control))
+        return wanted or None
 
-    def changes(self, host: Entity) -> dict[str, int]:
-        """The ksm_tune keys whose new value differs from the known one."""
-        params: dict[str, int] = {}
-        for control, key in KSM_CONTROLS.items():
-            value = host.GetControl(control)
-            if value is None:
-                continue
-            value = int(value)
-            known = self._applied[key] if key in self._applied else getattr(host, control)
-            if value != known:
-                params[key] = value
-        return params
-
-    def process(self, host: Entity, guests: list[Entity]) -> None:
-        try:
-            params = self.changes(host)
-            if not params:
-                return
-            log.debug("ksm tune %s", params)
-            self.ctx.hypervisor.ksm_tune(params)
-        except Exception as e:
-            self._failures.failed(None, "host", e)
-        else:
-            self._failures.succeeded(None)
-            self._applied.update(params)
+    def apply(self, host: Entity, changes: dict[Hashable, Any]) -> None:
+        log.debug("ksm tune %s", changes)
+        self.ctx.hypervisor.ksm_tune(dict(changes))

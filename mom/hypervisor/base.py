@@ -4,11 +4,13 @@ Back-ends: ``vdsm`` (VDSM's API.py in-process), the VDSM RPC clients
 (process mode), and ``libvirt``.  Collectors and controllers only ever talk
 to this interface.
 
-Stats come in bulk: ``guest_stats()`` is called once per guest-collection
-cycle and returns every guest's stats already normalised to MOM's field
-names, so a guest collector only picks its section out of the snapshot.
+One call a cycle: ``poll()`` returns every active guest MOM should manage,
+with its stats already normalised to MOM's field names, so a guest
+collector only picks its section out of its guest's entry.  MOM never
+overlaps its own calls: one worker makes them all, in order.
 Sections of a :data:`GuestStats` dict (each may be absent when the
-hypervisor has no such data for that guest):
+hypervisor has no such data for that guest; :mod:`mom.facts` declares the
+fields of each section):
 
 ``memory``
     ``mem_available, mem_unused, mem_free, major_fault, minor_fault,
@@ -32,10 +34,7 @@ from typing import Any
 
 GuestStats = dict[str, Any]
 
-IOTUNE_KEYS = ("total_bytes_sec", "read_bytes_sec", "write_bytes_sec",
-               "total_iops_sec", "read_iops_sec", "write_iops_sec")
-
-KSM_TUNE_KEYS = ("run", "pages_to_scan", "sleep_millisecs", "merge_across_nodes")
+from mom.facts import IOTUNE_KEYS, KSM_TUNE_KEYS  # noqa: F401  (re-exported)
 
 
 class HypervisorError(Exception):
@@ -72,24 +71,15 @@ class Hypervisor(abc.ABC):
 
     name = "abstract"
 
+    @abc.abstractmethod
     def poll(self) -> list[PolledGuest]:
         """ONE hypervisor call per cycle: every active guest MOM should
         manage, with its normalised stats.  Raises HypervisorError when the
         call fails or its reply is unusable as a whole."""
-        stats = self.guest_stats()
-        return [PolledGuest(info, stats.get(info.id, {})) for info in self.list_guests()]
 
     @abc.abstractmethod
     def ping(self) -> bool:
         """True when the hypervisor answers."""
-
-    @abc.abstractmethod
-    def list_guests(self) -> list[GuestInfo]:
-        """Running guests MOM should manage."""
-
-    @abc.abstractmethod
-    def guest_stats(self) -> dict[str, GuestStats]:
-        """One bulk call: guest id -> normalised stats (see module doc)."""
 
     @abc.abstractmethod
     def set_balloon_target(self, guest_id: str, target_kib: int) -> None:

@@ -6,14 +6,14 @@ Selected by ``[main] hypervisor-interface = libvirt``; the connection URI is
 Design points (see docs/development.md, "libvirt back-end"):
 
 - Stats come from ONE bulk call per cycle, ``conn.getAllDomainStats``
-  (balloon + vcpu groups, active domains, ``NOWAIT`` so a domain busy in a
-  job never blocks the cycle).  Drivers that do not fill the balloon group
+  (balloon + vcpu groups, active domains): it names the guests and carries
+  their stats, so ``poll()`` is that one call.  Drivers that do not fill the balloon group
   in bulk (libvirt's test driver) fall back, per domain, to ``info()`` +
   ``memoryStats()``; QEMU always fills it, so the fallback never runs there.
 - The raw-record -> MOM-field translation is pure (``normalise_record`` and
   friends) and unit-tested on captured dicts.
 - Per-domain work that must not repeat every cycle happens once, when a
-  domain is first seen by ``list_guests``: turning on the balloon driver's
+  domain is first seen by ``poll``: turning on the balloon driver's
   stats period (otherwise the guest reports no memory stats), reading the
   vCPU scheduler parameters (cached, refreshed by our own writes), and
   noting whether the domain has a balloon device at all.
@@ -31,7 +31,7 @@ from typing import Any, TypeVar
 
 from mom.hypervisor.base import (IOTUNE_KEYS, KSM_TUNE_KEYS, GuestGoneError,
                                  GuestInfo, GuestStats, Hypervisor,
-                                 HypervisorError)
+                                 HypervisorError, PolledGuest)
 
 log = logging.getLogger(__name__)
 
@@ -278,8 +278,8 @@ def ensure_event_loop() -> None:
 class LibvirtHypervisor(Hypervisor):
     """MOM's hypervisor interface over one libvirt connection.
 
-    Thread-safe: the guest manager and the policy engine call it from their
-    own threads.  A dead connection is dropped and reopened on the next
+    MOM's one worker makes every call; the locks keep it safe for other
+    users (tests, tools) too.  A dead connection is dropped and reopened on the next
     call.  Guests are keyed by libvirt UUID.
     """
 
@@ -306,7 +306,7 @@ class LibvirtHypervisor(Hypervisor):
         self._conn_lock = threading.Lock()
         self._cache_lock = threading.Lock()
         self._conn: Any = None
-        # Per active domain (UUID), filled when first seen by list_guests.
+        # Per active domain (UUID), filled when first seen by poll.
         self._sched: dict[str, dict[str, int]] = {}
         self._no_balloon: set[str] = set()
         # UUID -> domain ID when last seen: a new ID means a new run.
@@ -399,22 +399,42 @@ class LibvirtHypervisor(Hypervisor):
             self._forget_if_dead()
             return False
 
-    def list_guests(self) -> list[GuestInfo]:
+    def poll(self) -> list[PolledGuest]:
+        """One ``getAllDomainStats`` call: every active domain with its
+        balloon and vCPU stats.  Without ``NOWAIT``: MOM never overlaps its
+        own calls any more, so a domain is only busy in a job of someone
+        else's, and libvirt's own job wait (30 s) bounds that."""
         lv = self._lv
         conn = self._connection()
+        groups = lv.VIR_DOMAIN_STATS_BALLOON | lv.VIR_DOMAIN_STATS_VCPU
         try:
-            domains = conn.listAllDomains(lv.VIR_CONNECT_LIST_DOMAINS_ACTIVE)
+            records = conn.getAllDomainStats(groups, lv.VIR_CONNECT_GET_ALL_DOMAINS_STATS_ACTIVE)
         except lv.libvirtError as exc:
-            raise self._error(exc, "listing domains") from exc
-        guests = []
+            raise self._error(exc, "reading bulk domain stats") from exc
+        polled = []
         seen: dict[str, int] = {}
-        for dom in domains:
-            uuid, name, run = dom.UUIDString(), dom.name(), dom.ID()
+        for dom, record in records:
+            try:
+                uuid, name, run = dom.UUIDString(), dom.name(), dom.ID()
+            except lv.libvirtError:
+                continue                # gone since the bulk call
             seen[uuid] = run
             if self._known.get(uuid) != run:
                 self._on_new_domain(dom, uuid)
-            guests.append(GuestInfo(id=uuid, name=name,
-                                    pid=self._pid(uuid, run, name)))
+            if "balloon.current" not in record:
+                try:
+                    record = {**record_from_domain_info(
+                        dom.info(), dom.memoryStats()), **record}
+                except lv.libvirtError as exc:
+                    if exc.get_error_code() == lv.VIR_ERR_NO_DOMAIN:
+                        continue        # gone since the bulk call
+                    log.debug("guest %s: no memory stats: %s", uuid,
+                              exc.get_error_message())
+            with self._cache_lock:
+                sched = dict(self._sched.get(uuid, {}))
+                has_balloon = uuid not in self._no_balloon
+            info = GuestInfo(id=uuid, name=name, pid=self._pid(uuid, run, name))
+            polled.append(PolledGuest(info, normalise_record(record, sched, has_balloon)))
         with self._cache_lock:
             for uuid in set(self._known) - set(seen):
                 self._sched.pop(uuid, None)
@@ -422,7 +442,7 @@ class LibvirtHypervisor(Hypervisor):
             self._known = seen
             self._pids = {k: v for k, v in self._pids.items()
                           if seen.get(k[0]) == k[1]}
-        return guests
+        return polled
 
     def _pid(self, uuid: str, run: int, name: str) -> int | None:
         """The domain's process id, read once per domain run."""
@@ -469,34 +489,6 @@ class LibvirtHypervisor(Hypervisor):
         with self._cache_lock:
             if sched:
                 self._sched[uuid] = sched
-
-    def guest_stats(self) -> dict[str, GuestStats]:
-        lv = self._lv
-        conn = self._connection()
-        groups = lv.VIR_DOMAIN_STATS_BALLOON | lv.VIR_DOMAIN_STATS_VCPU
-        flags = lv.VIR_CONNECT_GET_ALL_DOMAINS_STATS_ACTIVE
-        flags |= getattr(lv, "VIR_CONNECT_GET_ALL_DOMAINS_STATS_NOWAIT", 0)
-        try:
-            records = conn.getAllDomainStats(groups, flags)
-        except lv.libvirtError as exc:
-            raise self._error(exc, "reading bulk domain stats") from exc
-        result: dict[str, GuestStats] = {}
-        for dom, record in records:
-            uuid = dom.UUIDString()
-            if "balloon.current" not in record:
-                try:
-                    record = {**record_from_domain_info(
-                        dom.info(), dom.memoryStats()), **record}
-                except lv.libvirtError as exc:
-                    if exc.get_error_code() == lv.VIR_ERR_NO_DOMAIN:
-                        continue        # gone since the bulk call
-                    log.debug("guest %s: no memory stats: %s", uuid,
-                              exc.get_error_message())
-            with self._cache_lock:
-                sched = dict(self._sched.get(uuid, {}))
-                has_balloon = uuid not in self._no_balloon
-            result[uuid] = normalise_record(record, sched, has_balloon)
-        return result
 
     def set_balloon_target(self, guest_id: str, target_kib: int) -> None:
         flags = self._lv.VIR_DOMAIN_AFFECT_LIVE
@@ -573,11 +565,9 @@ class LibvirtHypervisor(Hypervisor):
                 self._conn = None
 
 
-def create(config: Any) -> LibvirtHypervisor:
-    """Build the back-end from mom.conf: ``[main] libvirt-hypervisor-uri``,
-    and ``[host] sys-root`` so KSM is written where HostKsm reads it.
-    Raises HypervisorError when libvirt-python is missing or the URI
-    cannot be opened."""
-    uri = config.get("main", "libvirt-hypervisor-uri", fallback="").strip()
-    sys_root = config.get("host", "sys-root", fallback="").strip() or "/sys"
-    return LibvirtHypervisor(uri or DEFAULT_URI, sys_root=sys_root)
+def create(settings: Any) -> LibvirtHypervisor:
+    """Build the back-end from mom.conf's settings: ``[main]
+    libvirt-hypervisor-uri``, and ``[host] sys-root`` so KSM is written
+    where HostKSM reads it.  Raises HypervisorError when libvirt-python is
+    missing or the URI cannot be opened."""
+    return LibvirtHypervisor(settings.libvirt_uri or DEFAULT_URI, sys_root=settings.sys_root)

@@ -5,14 +5,11 @@ process, so MOM calls VDSM's ``API`` module directly (``API.Global()``,
 ``API.VM(vm_id)``) with no RPC hop.  MOM is not root there, so KSM settings
 go through VDSM's privileged helper: ``supervdsm.getProxy().ksmTune()``.
 
-Cost per collection cycle: one ``Global().getAllVmStats()`` call, whatever
-the number of guests.  ``list_guests()`` and ``guest_stats()`` share that
-snapshot: whichever runs first in a cycle fetches it, the other reuses it
-once, while it is younger than ``snapshot_max_age`` (half the shortest
-guest interval), so the next cycle always fetches afresh.  There are no per-VM
-``getStats`` calls.  I/O-tune policies are per-VM calls in VDSM; they are
-fetched for a VM only when its snapshot entry lacks them, then cached for
-``iotune_refresh`` seconds (and dropped after MOM changes that VM's limits).
+Cost per cycle: ``poll()`` is one ``Global().getAllVmStats()`` call,
+whatever the number of guests; there are no per-VM ``getStats`` calls.
+I/O-tune policies are per-VM calls in VDSM; they are fetched for a VM only
+when its stats lack them, then cached for ``iotune_refresh`` seconds (and
+dropped after MOM changes that VM's limits).
 
 VDSM replies carry ``{'status': {'code': 0, 'message': 'Done'}}``; a
 non-zero code becomes :class:`GuestGoneError` when it means "no such VM"
@@ -28,17 +25,17 @@ are strings.
 """
 from __future__ import annotations
 
-import configparser
 import logging
 import math
-import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from mom.config import Settings
 from mom.hypervisor.base import (
     IOTUNE_KEYS, KSM_TUNE_KEYS, GuestGoneError, GuestInfo, GuestStats,
-    Hypervisor, HypervisorError)
+    Hypervisor, HypervisorError, PolledGuest)
+from mom.reporting import Conditions
 
 log = logging.getLogger(__name__)
 
@@ -260,7 +257,7 @@ class VdsmHypervisor(Hypervisor):
     name = "vdsm"
 
     def __init__(self, api: Any = None, supervdsm: Any = None, *,
-                 snapshot_max_age: float = 1.0, iotune: bool = True,
+                 iotune: bool = True,
                  iotune_refresh: float = 60.0,
                  clock: Callable[[], float] = time.monotonic) -> None:
         if api is None:
@@ -270,44 +267,24 @@ class VdsmHypervisor(Hypervisor):
         self._api = api
         self._supervdsm = supervdsm
         self._global: Any = None
-        self.snapshot_max_age = snapshot_max_age
         self.iotune = iotune
         self.iotune_refresh = iotune_refresh
         self._clock = clock
-        self._lock = threading.Lock()          # guards the snapshot
-        # The managed (status Up) VMs of the last getAllVmStats
-        self._snapshot: list[tuple[GuestInfo, Mapping[str, Any]]] | None = None
-        self._snapshot_time = 0.0
-        self._snapshot_users: set[str] = set()     # who already read it
-        self._failure: HypervisorError | None = None   # the cycle's failed fetch
         self._iotune_cache: dict[str, tuple[float, list[dict[str, Any]]]] = {}
-        self._reported: set[tuple[str, str]] = set()    # (vm id or '', condition)
-        self._report_lock = threading.Lock()
+        # Failures absorbed here, keyed (vm id or '', verb): logged once.
+        self._problems = Conditions(log)
 
     # -- error handling ---------------------------------------------------
     def _report(self, guest_id: str | None, condition: str, message: str,
                 level: int = logging.WARNING) -> None:
-        """Log an absorbed failure the first time it happens for this VM and
-        condition (at DEBUG afterwards)."""
-        key = (guest_id or "", condition)
-        with self._report_lock:
-            if key in self._reported:
-                log.debug("%s", message)
-                return
-            self._reported.add(key)
-        log.log(level, "%s", message)
+        """Log an absorbed failure once per VM and verb, until it changes."""
+        verb = condition.split(":", 1)[0]
+        self._problems.fail((guest_id or "", verb), message, level=level, summary=condition)
 
     def _recovered(self, guest_id: str | None, verb: str) -> None:
         """A call worked: the next failure of it is news again."""
-        key = guest_id or ""
-        with self._report_lock:
-            if not self._reported:
-                return
-            gone = {k for k in self._reported if k[0] == key and k[1].startswith(verb + ":")}
-            if gone:
-                self._reported -= gone
-                log.info("VDSM %s works again%s", verb,
-                         f" for VM {guest_id}" if guest_id else "")
+        self._problems.ok((guest_id or "", verb),
+                          f"VDSM {verb} works again" + (f" for VM {guest_id}" if guest_id else ""))
 
     def _call(self, verb: str, guest_id: str | None, func: Callable[..., Any],
               *args: Any) -> Any:
@@ -346,50 +323,12 @@ class VdsmHypervisor(Hypervisor):
             self._global = self._api.Global()
         return self._global
 
-    # -- snapshot -----------------------------------------------------------
-    def _stats_snapshot(self, user: str) -> list[tuple[GuestInfo, Mapping[str, Any]]]:
-        """getAllVmStats, shared by list_guests and guest_stats of one cycle.
-
-        A snapshot is reused only by a ``user`` that has not read it yet and
-        only while younger than ``snapshot_max_age``: discovery and
-        collection of one cycle share it, the next cycle fetches anew.
-        """
-        with self._lock:
-            now = self._clock()
-            if (self._snapshot is not None and user not in self._snapshot_users
-                    and now - self._snapshot_time < self.snapshot_max_age):
-                self._snapshot_users.add(user)
-                return self._snapshot
-            if (self._failure is not None and user not in self._snapshot_users
-                    and now - self._snapshot_time < self.snapshot_max_age):
-                # This cycle's call failed already: no second try in it.
-                self._snapshot_users.add(user)
-                raise self._failure
-            try:
-                reply = self._call("getAllVmStats", None, self._host().getAllVmStats)
-            except HypervisorError as err:
-                self._snapshot, self._failure = None, err
-                self._snapshot_time = self._clock()
-                self._snapshot_users = {user}
-                raise
-            self._failure = None
-            snapshot = []
-            for stats in reply_list(reply, "statsList"):
-                info = guest_info(stats) if isinstance(stats, Mapping) else None
-                if info is not None:
-                    snapshot.append((info, stats))
-            self._snapshot = snapshot
-            self._snapshot_time = self._clock()
-            self._snapshot_users = {user}
-            self._forget_vanished({info.id for info, _ in snapshot})
-            return snapshot
-
     def _forget_vanished(self, present: set[str]) -> None:
         """Drop log-once and cache entries of VMs that no longer exist."""
         for vm_id in [k for k in self._iotune_cache if k not in present]:
             del self._iotune_cache[vm_id]
-        with self._report_lock:
-            self._reported = {k for k in self._reported if not k[0] or k[0] in present}
+        self._problems.prune([k for k in self._problems.keys()
+                             if not k[0] or k[0] in present])
 
     # -- Hypervisor interface ----------------------------------------------
     def ping(self) -> bool:
@@ -399,12 +338,15 @@ class VdsmHypervisor(Hypervisor):
             return False
         return True
 
-    def list_guests(self) -> list[GuestInfo]:
-        return [info for info, _ in self._stats_snapshot("list_guests")]
-
-    def guest_stats(self) -> dict[str, GuestStats]:
-        result: dict[str, GuestStats] = {}
-        for info, stats in self._stats_snapshot("guest_stats"):
+    def poll(self) -> list[PolledGuest]:
+        """One ``getAllVmStats``: the VMs that are Up, with their stats."""
+        reply = self._call("getAllVmStats", None, self._host().getAllVmStats)
+        entries = reply_list(reply, "statsList")
+        polled = []
+        for stats in entries:
+            info = guest_info(stats) if isinstance(stats, Mapping) else None
+            if info is None:
+                continue
             try:
                 normalised = normalise_vm_stats(stats)
             except Exception:       # one odd entry must not hide the others
@@ -412,8 +354,9 @@ class VdsmHypervisor(Hypervisor):
                 continue
             if self.iotune and "iotune" not in normalised:
                 normalised["iotune"] = self._iotune_for(info.id, stats)
-            result[info.id] = normalised
-        return result
+            polled.append(PolledGuest(info, normalised))
+        self._forget_vanished({p.info.id for p in polled})
+        return polled
 
     def _iotune_for(self, guest_id: str, stats: Mapping[str, Any]
                     ) -> list[dict[str, Any]]:
@@ -517,26 +460,13 @@ def _import_vdsm_module(name: str) -> Any:
             "or the libvirt interface elsewhere") from err
 
 
-def create(config: configparser.ConfigParser, api: Any = None,
+def create(settings: Settings, api: Any = None,
            supervdsm: Any = None) -> VdsmHypervisor:
     """Build the back-end for ``hypervisor-interface = vdsm``.
 
     ``api``/``supervdsm`` are VDSM's modules when the embedding program
-    hands them over; by default they are imported.  The snapshot is shared
-    for at most half the shorter of the guest intervals, so every
-    collection cycle makes exactly one getAllVmStats.  I/O-tune policies
-    are only fetched when a guest collector needs them.
+    hands them over; by default they are imported.  I/O-tune policies are
+    only fetched when a guest collector needs them.
     """
-    intervals = []
-    for key in ("guest-monitor-interval", "guest-manager-interval"):
-        try:
-            intervals.append(float(config.get("main", key)))
-        except (configparser.Error, ValueError):
-            pass
-    max_age = min(intervals) / 2 if intervals else 1.0
-    try:
-        guest_collectors = config.get("guest", "collectors")
-    except configparser.Error:
-        guest_collectors = ""
-    iotune = "iotune" in guest_collectors.lower()
-    return VdsmHypervisor(api, supervdsm, snapshot_max_age=max_age, iotune=iotune)
+    iotune = any("iotune" in name.lower() for name in settings.guest_collectors)
+    return VdsmHypervisor(api, supervdsm, iotune=iotune)
