@@ -61,20 +61,36 @@ def safe_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", name) or "entity"
 
 
+#: Each run directory's start, for plotters not told it: the first ``now``
+#: any plotter of that directory was given (in this process).
+_run_starts: dict[str, float] = {}
+
+
 class Plotter:
     """Appends one entity's samples and controls to its files in a run directory.
 
-    ``start`` is the run's start on the clock whose readings the caller
-    passes as ``now``; the files record ``now - start``.
+    ``now`` is a reading of the caller's clock (MOM's cycle time); the
+    files record ``now - start``.  ``start=None`` takes the first ``now``
+    that any plotter of the same run directory is given, so every entity
+    of a run shares one time axis without the caller knowing when it began.
     """
 
-    def __init__(self, run_dir: str, name: str, start: float = 0.0) -> None:
+    def __init__(self, run_dir: str, name: str, start: float | None = None) -> None:
         stem = os.path.join(run_dir, safe_name(name))
         self.path = stem + SAMPLES_SUFFIX
         self.controls_path = stem + CONTROLS_SUFFIX
-        self.start = start
+        self._run = os.path.realpath(run_dir)
+        self._start = start
         self.columns: list[str] | None = None
         self._failed: set[str] = set()
+
+    def _elapsed(self, now: float | None) -> str:
+        if now is None:
+            return ""
+        if self._start is None:
+            self._start = _run_starts.setdefault(self._run, now)
+        value = round(now - self._start, 3)
+        return str(int(value)) if value == int(value) else repr(value)
 
     def plot(self, sample: Mapping[str, Any], now: float | None = None) -> None:
         """Append one sample taken at ``now``.
@@ -93,7 +109,7 @@ class Plotter:
                 header = None      # a guest that came back: same file, same columns
         else:
             columns, header = self.columns, None
-        cells = [_elapsed(now, self.start)] + [_cell(sample.get(c)) for c in columns[1:]]
+        cells = [self._elapsed(now)] + [_cell(sample.get(c)) for c in columns[1:]]
         if self._append(self.path, (header or "") + "\t".join(cells) + "\n"):
             self.columns = columns
 
@@ -101,7 +117,7 @@ class Plotter:
         """Append the controls one evaluation set for this entity (may be empty)."""
         header = "" if os.path.exists(self.controls_path) else f"{TIME_COLUMN}\tcontrols\n"
         text = json.dumps(dict(controls), sort_keys=True, default=str)
-        self._append(self.controls_path, f"{header}{_elapsed(now, self.start)}\t{text}\n")
+        self._append(self.controls_path, f"{header}{self._elapsed(now)}\t{text}\n")
 
     def _append(self, path: str, text: str) -> bool:
         try:
@@ -131,13 +147,6 @@ def _plottable(value: Any) -> bool:
 
 def _cell(value: Any) -> str:
     return "" if value is None else str(value).replace("\t", " ").replace("\n", " ")
-
-
-def _elapsed(now: float | None, start: float) -> str:
-    if now is None:
-        return ""
-    value = round(now - start, 3)
-    return str(int(value)) if value == int(value) else repr(value)
 
 
 # -- reading -----------------------------------------------------------------

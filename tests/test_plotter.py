@@ -28,9 +28,23 @@ def test_header_then_one_row_per_sample_with_the_time_since_the_start(tmp_path):
 
 
 def test_a_host_time_field_stays_a_field(tmp_path):
-    plotter = Plotter(str(tmp_path), "host")
+    plotter = Plotter(str(tmp_path), "host", start=0)
     plotter.plot({"time": 1700000000, "mem_free": 5}, 30)
     assert lines_of(tmp_path / "host.dat") == ["elapsed\tmem_free\ttime", "30\t5\t1700000000"]
+
+
+def test_without_a_start_the_run_starts_at_the_first_time_any_of_its_plotters_gets(tmp_path):
+    run = new_run_dir(str(tmp_path))
+    host = Plotter(run, "host")
+    host.plot({"mem_free": 5}, 1000.5)
+    host.plot({"mem_free": 6}, 1015.5)
+    guest = Plotter(run, "vm")            # a guest that appears later
+    guest.plot({"balloon_cur": 7}, 1015.5)
+    guest.plot_controls({}, 1030.5)
+    assert [line.split("\t")[0] for line in lines_of(os.path.join(run, "host.dat"))] == [
+        "elapsed", "0", "15"]
+    assert lines_of(os.path.join(run, "vm.dat"))[1] == "15\t7"
+    assert lines_of(os.path.join(run, "vm.controls"))[1] == "30\t{}"
 
 
 def test_a_guest_that_comes_back_appends_under_the_same_header(tmp_path):

@@ -83,14 +83,12 @@ def test_another_policy_shows_where_it_would_have_differed(tmp_path):
 
 
 def test_history_is_the_last_sample_history_length_samples(tmp_path):
-    # Host free 50%, 50%, then 2%: averaged over 3 samples (34%) there is no
-    # pressure and the guest grows; over the last sample only, it shrinks.
-    run = record(tmp_path, [(host_sample(share), {"vm1": guest_sample()}, None)
-                            for share in (0.5, 0.5, 0.02)])
-    recording = read_plot_dir(run)
-    last = {n: replay(recording, stock_policies(), n).steps[-1].entities[1].replayed
-            for n in (10, 1)}
-    assert last == {10: {"balloon_target": 1050000.0}, 1: {"balloon_target": 950000.0}}
+    run = record(tmp_path, [({"mem_free": free}, {}, None) for free in (10, 20, 60)])
+    policy = {"p": '(Host.Control "average" (Host.StatAvg "mem_free"))'}
+    averages = {n: [s.entities[0].replayed["average"]
+                    for s in replay(read_plot_dir(run), policy, n).steps]
+                for n in (10, 2)}
+    assert averages == {10: [10, 15, 30], 2: [10, 15, 40]}
 
 
 def test_without_recorded_controls_every_host_sample_is_a_step(tmp_path):
