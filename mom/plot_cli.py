@@ -5,7 +5,8 @@
 Host free memory against the pressure threshold, each guest's balloon (and
 the balloon target the policy last set, when controls were recorded) and
 KSM sharing.  A real recording does not know a guest's working set, so
-that line is absent.  Needs matplotlib (the ``plot`` extra).
+that line is absent.  Needs matplotlib (the ``plot`` extra), imported by
+:func:`mom.sim.picture.draw` only when drawing.
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from mom.plotter import Aligned, PlotDataError, Recording, read_plot_dir
+from mom.sim.picture import PictureError, Timeline, draw
 
 #: The stock policies' pressure threshold (share of host memory free).
 DEFAULT_PRESSURE = 0.20
@@ -80,9 +82,8 @@ def _carried(rows: list[tuple[float, dict[str, Any]]], times: Sequence[float],
 
 
 def build_timeline(recording: Recording, title: str,
-                   pressure_share: float = DEFAULT_PRESSURE) -> Any:
-    """A ``mom.sim.picture.Timeline`` for ``recording``."""
-    from mom.sim.picture import Timeline
+                   pressure_share: float = DEFAULT_PRESSURE) -> Timeline:
+    """The picture's timeline for ``recording``."""
     return Timeline(title=title, pressure_share=pressure_share, **timeline_data(recording))
 
 
@@ -107,9 +108,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         recording = read_plot_dir(directory)
         timeline = build_timeline(recording, args.title or os.path.basename(directory),
                                   args.pressure)
-        from mom.sim.picture import draw
         draw(timeline, output)
-    except (PlotDataError, OSError, ImportError) as error:   # ImportError: no matplotlib
+    except (PlotDataError, PictureError, OSError) as error:
         print(f"mom-plot: {error}", file=sys.stderr)
         return 2
     print(output)

@@ -1,7 +1,9 @@
-"""mom-plot: a plot-dir run turned into the picture's timeline."""
+"""mom-plot: a plot-dir run turned into the picture's timeline and drawn."""
+import sys
+
 import pytest
 
-from mom.plot_cli import timeline_data
+from mom.plot_cli import main, timeline_data
 from mom.plotter import PlotDataError, Plotter, new_run_dir, read_plot_dir
 
 
@@ -46,3 +48,38 @@ def test_a_host_file_without_memory_size_is_refused(tmp_path):
     (tmp_path / "host.dat").write_text("mem_free\n1000\n")
     with pytest.raises(PlotDataError, match="mem_available"):
         timeline_data(read_plot_dir(str(tmp_path)))
+
+
+def png_size(path):
+    with open(path, "rb") as f:
+        head = f.read(24)
+    assert head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR"
+    return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+
+
+def test_mom_plot_writes_a_png_of_the_picture_size(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    output = tmp_path / "run.png"
+    assert main([recorded_run(tmp_path), "-o", str(output)]) == 0
+    assert capsys.readouterr().out.strip() == str(output)
+    assert png_size(output) == (1200, 900)
+
+
+def test_mom_plot_names_the_png_after_the_run_by_default(tmp_path):
+    pytest.importorskip("matplotlib")
+    run = recorded_run(tmp_path)
+    assert main([run + "/"]) == 0
+    assert png_size(run + ".png") == (1200, 900)
+
+
+def test_mom_plot_without_matplotlib_names_the_extra(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib.backends.backend_agg", None)
+    output = tmp_path / "run.png"
+    assert main([recorded_run(tmp_path), "-o", str(output)]) == 2
+    assert "mom-overcommit[plot]" in capsys.readouterr().err
+    assert not output.exists()
+
+
+def test_mom_plot_of_a_directory_that_is_no_recording(tmp_path, capsys):
+    assert main([str(tmp_path)]) == 2
+    assert "no host.dat" in capsys.readouterr().err

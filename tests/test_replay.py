@@ -195,3 +195,61 @@ def test_a_policy_directory_with_a_broken_policy_is_refused(tmp_path, capsys):
     directory = policy_dir(tmp_path, **{"02-balloon": "(oops"})
     assert main([under_pressure_run(tmp_path), "-P", directory]) == 2
     assert "02-balloon" in capsys.readouterr().err
+
+
+# -- a real MOM's recording ----------------------------------------------------------
+def test_a_real_moms_recording_replayed_with_its_own_policy_shows_no_difference(
+        tmp_path, monkeypatch):
+    """MOM on the simulator records its run (samples with the cycle's time,
+    the controls of each evaluation, wired here as mom/cycle.py is to do);
+    replaying the recording with the same policies finds every control."""
+    import mom
+    from mom.policy_engine import PolicyEngine
+    from mom.sim import runner, scenario
+    from mom.sim.hypervisor import SimHypervisor
+    from mom.sim.model import Simulation
+    from mom.sim.procfs import ProcTree
+
+    plot_dir = tmp_path / "plots"
+    plot_dir.mkdir()
+    run_dir = str(plot_dir / "momplot-001")
+    sim_scenario = scenario.load("overcommit-150").with_options(guests=6, duration=1200)
+    sim = Simulation(sim_scenario)
+    tree = ProcTree(str(tmp_path / "host"), sim)
+    tree.render()
+    conf = runner.mom_overrides(sim_scenario.interval,
+                                runner.write_stock_policies(str(tmp_path / "policies")), tree)
+    conf["main"]["plot-dir"] = str(plot_dir)
+
+    sample_plot, evaluate = Plotter.plot, PolicyEngine.evaluate
+
+    def plot(self, sample, now=None):
+        sample_plot(self, sample, instance.cycle.now)
+
+    def evaluate_and_record(self, host, guests):
+        kept = evaluate(self, host, guests)
+        for entity in [host, *(kept or [])]:
+            Plotter(run_dir, entity.Prop("name")).plot_controls(entity.controls,
+                                                                instance.cycle.now)
+        return kept
+
+    monkeypatch.setattr(Plotter, "plot", plot)
+    monkeypatch.setattr(PolicyEngine, "evaluate", evaluate_and_record)
+    instance = mom.MOM("", conf, hypervisor=SimHypervisor(sim))
+    try:
+        due = 0.0
+        while sim.now < sim_scenario.duration:
+            if sim.now >= due:
+                tree.render()
+                due = instance.cycle.run(float(sim.now))
+            sim.step()
+    finally:
+        instance.shutdown()
+
+    recording = read_plot_dir(run_dir)
+    assert sorted(recording.guests) == ["vm01", "vm02", "vm03", "vm04", "vm05", "vm06"]
+    recorded = [c for rows in recording.controls.values() for _, c in rows]
+    assert any("balloon_target" in c for c in recorded)
+    result = replay(recording, stock_policies())
+    assert result.summary.steps == len(recording.controls["host"]) > 30
+    assert (result.summary.compared, result.summary.differing) == (result.summary.steps, 0)

@@ -38,8 +38,8 @@ from mom.policy import PolicyError, PolicySet
 #: MOM's default ``[main] sample-history-length``.
 DEFAULT_HISTORY_LENGTH = 10
 
-#: What ``(set balloonEnabled True)`` in the parameters policy turns on.
-BALLOON_ON = "(set balloonEnabled True)\n"
+#: The policy name that means VDSM's stock set with ballooning on (as mom-sim).
+STOCK = "stock"
 
 
 @dataclass
@@ -174,10 +174,12 @@ def read_policy_dir(path: str) -> dict[str, str]:
 
 
 def stock_policies() -> dict[str, str]:
-    """VDSM's stock policy set with ballooning enabled (mom-sim's default)."""
+    """VDSM's stock policy set with ballooning enabled, as mom-sim runs it
+    (the parameters VDSM's setPolicyParameters installs for it)."""
     import vdsm_plugin
+    from vdsm_plugin.momif import render_parameters
     policies = read_policy_dir(vdsm_plugin.data_path(vdsm_plugin.POLICY_DIR))
-    policies["01-parameters"] = BALLOON_ON
+    policies["01-parameters"] = render_parameters({"balloonEnabled": True})
     return policies
 
 
@@ -243,8 +245,9 @@ def build_parser(prog: str = "python -m mom.sim.replay") -> argparse.ArgumentPar
         prog=prog, description="Feed a plot-dir recording through a policy directory and "
                                "compare the controls it would set with those recorded.")
     parser.add_argument("plot_dir", help="a momplot-NNN run directory")
-    parser.add_argument("-P", "--policy-dir",
-                        help="policy directory (default: VDSM's stock set, ballooning on)")
+    parser.add_argument("-P", "--policy", "--policy-dir", dest="policy_dir", metavar="DIR",
+                        help="policy directory, or 'stock' (the default): VDSM's stock set "
+                             "with ballooning on")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.add_argument("--history-length", type=int, default=DEFAULT_HISTORY_LENGTH,
                         help="samples kept per entity, as [main] sample-history-length "
@@ -262,7 +265,8 @@ def run(plot_dir: str, policy_dir: str | None = None, *, as_json: bool = False,
     err = err or sys.stderr
     try:
         recording = read_plot_dir(plot_dir)
-        policies = read_policy_dir(policy_dir) if policy_dir else stock_policies()
+        policies = (stock_policies() if policy_dir in (None, STOCK)
+                    else read_policy_dir(policy_dir))
         result = replay(recording, policies, history_length)
     except (PlotDataError, PolicyError, ValueError) as error:
         print(f"replay: {error}", file=err)
