@@ -26,14 +26,16 @@ from mom.hypervisor.base import Hypervisor
 from mom.logsetup import LogSetup
 from mom.plotter import new_run_dir
 from mom.policy import DEFAULT_POLICY_NAME, PolicyError, PolicySet
+from mom.policy.policy_set import read_policy_file
 from mom.policy_engine import PolicyEngine
 from mom.rpc import RpcServer
 
 log = logging.getLogger(__name__)
 
 # How long shutdown() waits for the worker, and for the hypervisor to
-# close: a hung hypervisor call must not hang the program that embeds MOM.
-STOP_TIMEOUT = 3.0
+# close: a hung hypervisor call must not hang the program that embeds MOM
+# (3 s in all at most).
+STOP_TIMEOUT = 1.5
 CLOSE_TIMEOUT = 1.0
 
 
@@ -66,6 +68,21 @@ class MOM:
         self.policies = PolicySet()
         self._load_policies()
 
+        settings = self.settings
+        if settings.rpc is not None:
+            # Bound now, before connecting to anything: a port in use or a
+            # live MOM on the socket is a start-up error.  Calls are served
+            # only once the first host sample exists (wait_ready).
+            self._rpc = RpcServer(self, settings.rpc, ready=self.wait_ready,
+                                  socket_group=settings.rpc_socket_group or None)
+        try:
+            self._build(hypervisor)
+        except BaseException:
+            if self._rpc is not None:
+                self._rpc.stop()
+            raise
+
+    def _build(self, hypervisor: Hypervisor | None) -> None:
         settings = self.settings
         self.hypervisor = hypervisor if hypervisor is not None else hypervisors.create(settings)
         run_dir = new_run_dir(settings.plot_dir) if settings.plot_dir else None
@@ -103,8 +120,7 @@ class MOM:
                 log.debug("MOM is %s already", self._state)
                 return False
             self._state = "running"
-            if self.settings.rpc is not None:
-                self._rpc = RpcServer(self, self.settings.rpc)
+            if self._rpc is not None:
                 self._rpc.start()
         log.info("MOM started (%s, %d controllers, policies: %s)",
                  self.hypervisor.name, len(self.controllers),
@@ -146,10 +162,10 @@ class MOM:
         if worker is not None and worker is not threading.current_thread():
             worker.join(STOP_TIMEOUT)
             if worker.is_alive():
-                log.warning("the MOM worker did not stop within %.0f s (a hypervisor "
-                            "call may hang); leaving it behind", STOP_TIMEOUT)
+                log.warning("the MOM worker did not stop within %.1f s (a hypervisor "
+                            "call may hang); it ends when the call returns", STOP_TIMEOUT)
         if self._rpc is not None:
-            self._rpc.stop()
+            self._rpc.stop(timeout=0.5)
         closer = threading.Thread(target=self._close_hypervisor, name="MOMClose", daemon=True)
         closer.start()
         closer.join(CLOSE_TIMEOUT)
@@ -170,7 +186,7 @@ class MOM:
         if self._worker is not None:
             found.append(self._worker)
         if self._rpc is not None:
-            found.append(self._rpc.thread)
+            found.extend(self._rpc.threads())
         return [t for t in found if t.is_alive()]
 
     # -- policies ---------------------------------------------------------
@@ -189,9 +205,10 @@ class MOM:
         try:
             if policy_dir:
                 return not self.policies.load_directory(policy_dir)
-            self.policies.replace({})
-            if policy:
-                self.policies.load_file(policy, DEFAULT_POLICY_NAME)
+            # One replace: a file that does not parse changes nothing.
+            self.policies.replace(
+                {DEFAULT_POLICY_NAME: read_policy_file(policy, DEFAULT_POLICY_NAME)}
+                if policy else {})
             return True
         except (PolicyError, OSError) as err:
             log.error("policy not loaded: %s", err)

@@ -84,6 +84,7 @@ VERBOSITY = {
     "3": logging.WARNING, "warn": logging.WARNING, "warning": logging.WARNING,
     "2": logging.ERROR, "error": logging.ERROR,
     "1": logging.CRITICAL, "critical": logging.CRITICAL,
+    "0": logging.CRITICAL + 10,     # nothing at all
 }
 
 
@@ -92,7 +93,7 @@ def parse_verbosity(value: str | int) -> int:
     level = VERBOSITY.get(str(value).strip().lower())
     if level is None:
         raise ValueError(
-            f"verbosity {value!r} is not one of debug/info/warn/error/critical or 1-5")
+            f"verbosity {value!r} is not one of debug/info/warn/error/critical or 0-5")
     return level
 
 
@@ -295,7 +296,7 @@ def _settings(config: configparser.ConfigParser) -> Settings:
                                     "a number of seconds"),
         log=text("logging", "log") or "stdio",
         verbosity=_require(config, "logging", "verbosity", parse_verbosity,
-                           "a verbosity (debug, info, warn, error, critical or 1-5)"),
+                           "a verbosity (debug, info, warn, error, critical or 0-5)"),
         max_bytes=_require(config, "logging", "max-bytes", _non_negative_int,
                            "a number of bytes"),
         backup_count=_require(config, "logging", "backup-count", _non_negative_int,

@@ -219,3 +219,8 @@ class FakeHypervisor(Hypervisor):
     def close(self) -> None:
         self._enter("close")
         self.closed = True
+
+
+def polled(hypervisor: Hypervisor) -> dict[str, GuestStats]:
+    """One poll as ``{guest id: stats}``, for assertions."""
+    return {p.info.id: p.stats for p in hypervisor.poll()}

@@ -1,26 +1,27 @@
 """Controllers turn policy controls into the fewest hypervisor calls."""
-import configparser
+
 import logging
 
 import pytest
 from fake_hypervisor import FakeHypervisor
 
 from mom.controllers import KSM, Balloon, CpuTune, IoTune
+from mom.config import defaults
 from mom.controllers.base import ControllerContext
 from mom.entity import Entity
 from mom.hypervisor.base import GuestGoneError, GuestInfo, HypervisorError
 from mom.iotune import IoTuneDevice
 
 
-def guest(gid, name=None, controls=None, **fields):
-    e = Entity({"id": gid, "name": name or f"vm-{gid}", "uuid": gid}, [fields])
+def guest(gid, name=None, controls=None, stamp=None, **fields):
+    e = Entity({"id": gid, "name": name or f"vm-{gid}", "uuid": gid}, [fields], stamp=stamp)
     for key, value in (controls or {}).items():
         e.Control(key, value)
     return e
 
 
-def host(controls=None, **fields):
-    e = Entity({"name": "host"}, [fields])
+def host(controls=None, stamp=None, **fields):
+    e = Entity({"name": "host"}, [fields], stamp=stamp)
     for key, value in (controls or {}).items():
         e.Control(key, value)
     return e
@@ -31,7 +32,7 @@ def hv_with(*gids):
 
 
 def make(cls, hv):
-    return cls(ControllerContext(configparser.ConfigParser(), hv))
+    return cls(ControllerContext(defaults(), hv))
 
 
 # -- Balloon ---------------------------------------------------------------
@@ -78,9 +79,10 @@ def test_balloon_vanished_guest_logged_once(caplog):
     hv = hv_with("b")                       # "a" is not (any more) on the host
     controller = make(Balloon, hv)
     with caplog.at_level(logging.DEBUG, logger="mom.controllers"):
-        for _ in range(3):
-            controller.process(host(), [guest("a", controls={"balloon_target": 500}),
-                                        guest("b", controls={"balloon_target": 500})])
+        for sample in range(3):             # three samples, each still at None
+            controller.process(host(), [
+                guest("a", controls={"balloon_target": 500}, stamp=sample),
+                guest("b", controls={"balloon_target": 500}, stamp=sample)])
     assert len(hv.calls_to("set_balloon_target")) == 6
     loud = [r for r in caplog.records if r.levelno >= logging.INFO and "cannot" in r.getMessage()]
     assert [r.getMessage() for r in loud] == [
@@ -234,12 +236,23 @@ def test_iotune_sends_changed_devices_in_one_call_per_guest():
         {"name": "vdb", "path": "/d/b", "ioTune": dict(LIMITS, write_iops_sec=30)},
     ])]
     assert hv.stats["a"]["iotune"][0]["current"]["total_bytes_sec"] == 100
-    # Applied limits become current: a second evaluation on the same
-    # sample (before the next collection) sends nothing again.
-    assert not a_devs[0].changed() and a_devs[0].current.total_bytes_sec == 100
-    hv.reset_calls()
-    make(IoTune, hv).process(host(), [guest("a", io_tune=a_devs)])
-    assert hv.calls == []
+
+
+def test_iotune_same_sample_is_not_sent_twice_and_samples_stay_untouched():
+    hv = hv_with("a")
+    controller = make(IoTune, hv)
+    devs = devices()
+    devs[0].setTotalBytesSec(100)
+    controller.process(host(), [guest("a", io_tune=devs, stamp=1)])
+    # A second evaluation on the same sample (before the next collection)
+    # sends nothing again, and the sample still says what was collected.
+    controller.process(host(), [guest("a", io_tune=devs, stamp=1)])
+    assert len(hv.calls_to("set_io_tune")) == 1
+    assert devs[0].current.total_bytes_sec == 0
+    # A new sample that still shows the old limits (changed behind MOM's
+    # back, or not applied) gets them sent again.
+    controller.process(host(), [guest("a", io_tune=devs, stamp=2)])
+    assert len(hv.calls_to("set_io_tune")) == 2
 
 
 def test_iotune_error_for_one_guest_does_not_stop_the_others():
@@ -250,8 +263,27 @@ def test_iotune_error_for_one_guest_does_not_stop_the_others():
         devs = devices()
         devs[0].setReadBytesSec(7)
         guests.append(guest(gid, io_tune=devs))
-    make(IoTune, hv).process(host(), guests)
+    controller = make(IoTune, hv)
+    controller.process(host(), guests)
     assert [call[0] for call in hv.calls_to("set_io_tune")] == ["a", "b"]
     assert "a" not in hv.stats and "b" in hv.stats
-    # the failed guest's device still differs, so it is retried next time
-    assert guests[0].io_tune[0].changed() and not guests[1].io_tune[0].changed()
+    # the failed guest is retried at the next evaluation, the other is not
+    hv.clear_failures()
+    controller.process(host(), guests)
+    assert [call[0] for call in hv.calls_to("set_io_tune")] == ["a", "b", "a"]
+
+
+def test_balloon_one_target_per_sample_then_resent_on_a_new_sample():
+    hv = hv_with("a")
+    controller = make(Balloon, hv)
+    for stamp in (1, 1, 1):     # the policy ran three times on one sample
+        controller.process(host(), [guest("a", controls={"balloon_target": 500},
+                                          balloon_cur=1000, stamp=stamp)])
+    assert hv.calls_to("set_balloon_target") == [("a", 500)]
+    # The next sample shows the balloon moving, not there yet: sent again.
+    controller.process(host(), [guest("a", controls={"balloon_target": 500},
+                                      balloon_cur=800, stamp=2)])
+    # The next one shows it arrived: nothing to do.
+    controller.process(host(), [guest("a", controls={"balloon_target": 500},
+                                      balloon_cur=500, stamp=3)])
+    assert hv.calls_to("set_balloon_target") == [("a", 500), ("a", 500)]

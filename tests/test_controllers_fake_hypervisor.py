@@ -2,7 +2,7 @@
 import threading
 
 import pytest
-from fake_hypervisor import FakeHypervisor
+from fake_hypervisor import FakeHypervisor, polled
 
 from mom.hypervisor.base import GuestGoneError, GuestInfo, Hypervisor, HypervisorError
 
@@ -20,15 +20,15 @@ def test_is_a_hypervisor_and_records_calls():
     hv = make()
     assert isinstance(hv, Hypervisor)
     assert hv.ping() is True
-    assert [g.name for g in hv.list_guests()] == ["vm-a", "vm-b"]
-    assert hv.guest_stats() == STATS
+    assert [p.info.name for p in hv.poll()] == ["vm-a", "vm-b"]
+    assert polled(hv) == STATS
     hv.set_balloon_target("a", 900)
     hv.set_vcpu_tune("b", period=5000)
     hv.set_io_tune("a", [{"name": "vda", "path": "/d", "ioTune": {"read_iops_sec": 9}}])
     hv.ksm_tune({"run": 1})
     hv.close()
     assert hv.calls == [
-        ("ping",), ("list_guests",), ("guest_stats",),
+        ("ping",), ("poll",), ("poll",),
         ("set_balloon_target", "a", 900),
         ("set_vcpu_tune", "b", None, 5000),
         ("set_io_tune", "a", [{"name": "vda", "path": "/d", "ioTune": {"read_iops_sec": 9}}]),
@@ -55,28 +55,26 @@ def test_no_effects_when_disabled():
     assert hv.ksm == {"run": 0}
 
 
-def test_guest_stats_is_a_copy():
+def test_poll_is_a_copy():
     hv = make()
-    hv.guest_stats()["a"]["balloon"]["balloon_cur"] = 1
+    hv.poll()[0].stats["balloon"]["balloon_cur"] = 1
     assert hv.stats["a"]["balloon"]["balloon_cur"] == 1000
 
 
 def test_removed_guest_is_gone():
     hv = make()
     hv.remove_guest("a")
-    assert [g.id for g in hv.list_guests()] == ["b"]
-    assert list(hv.guest_stats()) == ["b"]
+    assert list(polled(hv)) == ["b"]
     with pytest.raises(GuestGoneError) as info:
         hv.set_balloon_target("a", 1)
     assert info.value.guest_id == "a"
     hv.add_guest(GuestInfo("c", "vm-c"), {"memory": {}})
-    hv.add_guest(GuestInfo("d", "vm-d"))          # listed, but no stats yet
-    assert [g.id for g in hv.list_guests()] == ["b", "c", "d"]
+    hv.add_guest(GuestInfo("d", "vm-d"))          # polled, but no stats yet
     hv.update_stats("c", "memory", mem_free=7)
     hv.update_stats("c", "balloon", balloon_cur=9)
-    assert hv.guest_stats() == {"b": STATS["b"],
-                                "c": {"memory": {"mem_free": 7},
-                                      "balloon": {"balloon_cur": 9}}}
+    assert polled(hv) == {"b": STATS["b"],
+                          "c": {"memory": {"mem_free": 7}, "balloon": {"balloon_cur": 9}},
+                          "d": {}}
 
 
 def test_injected_failures_per_guest_and_count():
@@ -95,28 +93,28 @@ def test_injected_failures_per_guest_and_count():
 def test_injected_failure_for_every_call_and_instance():
     hv = make()
     boom = HypervisorError("vdsm down")
-    hv.fail("guest_stats", boom)
+    hv.fail("poll", boom)
     hv.fail("ping", ConnectionError)
     with pytest.raises(HypervisorError) as info:
-        hv.guest_stats()
+        hv.poll()
     assert info.value is boom
     with pytest.raises(ConnectionError):
         hv.ping()
     hv.clear_failures("ping")
     assert hv.ping() is True
     with pytest.raises(HypervisorError):
-        hv.guest_stats()
+        hv.poll()
     hv.clear_failures()
-    assert hv.guest_stats() == STATS
+    assert polled(hv) == STATS
 
 
 def test_block_and_release():
     hv = make()
-    release = hv.block("guest_stats")
+    release = hv.block("poll")
     result = {}
-    worker = threading.Thread(target=lambda: result.update(hv.guest_stats()))
+    worker = threading.Thread(target=lambda: result.update(polled(hv)))
     worker.start()
-    assert hv.entered("guest_stats").wait(2)
+    assert hv.entered("poll").wait(2)
     assert result == {} and worker.is_alive()
     hv.ping()                                     # other methods are not blocked
     release.set()

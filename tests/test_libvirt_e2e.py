@@ -27,6 +27,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fake_hypervisor import polled
 
 libvirt = pytest.importorskip("libvirt")
 
@@ -244,15 +245,15 @@ def test_e2e_real_guest_stats_and_balloon(embed_root: Path) -> None:
         wait_for(lambda: serial.exists() and READY in serial.read_text(errors="replace"),
                  60, "the guest's ready marker", poll=0.1)
 
-        guests = {g.id: g for g in hv.list_guests()}   # sets stats period 1
+        guests = {g.id: g for g in [p.info for p in hv.poll()]}   # sets stats period 1
         assert guests[guest_id].name == "mom-e2e"
         pid = guests[guest_id].pid
         assert pid is not None
         assert b"qemu" in Path(f"/proc/{pid}/cmdline").read_bytes()
         assert "<stats period='1'/>" in dom.XMLDesc(0)
 
-        stats = wait_for(lambda: hv.guest_stats().get(guest_id, {}).get("memory")
-                         and hv.guest_stats()[guest_id], 15, "guest memory stats", poll=0.1)
+        stats = wait_for(lambda: polled(hv).get(guest_id, {}).get("memory")
+                         and polled(hv)[guest_id], 15, "guest memory stats", poll=0.1)
         assert stats["balloon"] == {"balloon_cur": GUEST_KIB,
                                     "balloon_max": GUEST_KIB, "balloon_min": 0}
         memory = stats["memory"]
@@ -262,7 +263,7 @@ def test_e2e_real_guest_stats_and_balloon(embed_root: Path) -> None:
         assert "vcpu_period" in stats["cputune"]
 
         def balloon_at(kib: int) -> dict | None:
-            s = hv.guest_stats()[guest_id]
+            s = polled(hv)[guest_id]
             ok = (s["balloon"]["balloon_cur"] == kib
                   and s["memory"]["mem_available"] <= kib)
             return s if ok else None
@@ -272,18 +273,18 @@ def test_e2e_real_guest_stats_and_balloon(embed_root: Path) -> None:
                           poll=0.1)
         assert shrunk["memory"]["mem_available"] < memory["mem_available"]
         hv.set_balloon_target(guest_id, GUEST_KIB)
-        wait_for(lambda: hv.guest_stats()[guest_id]["memory"]["mem_available"]
+        wait_for(lambda: polled(hv)[guest_id]["memory"]["mem_available"]
                  > GUEST_KIB * 3 // 4, 15, "the balloon to deflate", poll=0.1)
 
         hv.set_vcpu_tune(guest_id, quota=50000, period=100000)
         sched = dom.schedulerParameters()
         assert (sched["vcpu_quota"], sched["vcpu_period"]) == (50000, 100000)
-        assert hv.guest_stats()[guest_id]["cputune"]["vcpu_quota"] == 50000
+        assert polled(hv)[guest_id]["cputune"]["vcpu_quota"] == 50000
         hv.set_vcpu_tune(guest_id, quota=-1)
         assert dom.schedulerParameters()["vcpu_quota"] == -1
 
         dom.destroy()
-        assert guest_id not in {g.id for g in hv.list_guests()}
+        assert guest_id not in {g.id for g in [p.info for p in hv.poll()]}
         with pytest.raises(GuestGoneError):
             hv.set_balloon_target(guest_id, GUEST_KIB // 2)
     finally:
@@ -291,4 +292,68 @@ def test_e2e_real_guest_stats_and_balloon(embed_root: Path) -> None:
             dom.destroy()
         except libvirt.libvirtError:
             pass            # already gone
+        hv.close()
+
+
+# Alternates the real guest's balloon between two sizes, one change per
+# evaluation: every change overlaps MOM's next bulk stats call in QEMU.
+FLIP_POLICY = f"""
+(with Guests guest
+    (guest.Control "balloon_target"
+        (if (> guest.balloon_cur {GUEST_KIB * 3 // 4}) {GUEST_KIB * 5 // 8} {GUEST_KIB})))
+"""
+
+
+def test_e2e_mom_balloons_a_real_guest_without_losing_it(embed_root: Path) -> None:
+    import configparser
+
+    import mom
+
+    uri = f"qemu:///embed?root={embed_root}"
+    hv = LibvirtHypervisor(uri, stats_period=1)
+    serial = embed_root / "serial-mom.log"
+    dom = hv._connection().createXML(_domain_xml(str(embed_root / "vmlinuz"),
+                                                 str(embed_root / "initrd.gz"),
+                                                 str(serial)), 0)
+    instance = None
+    try:
+        wait_for(lambda: serial.exists() and READY in serial.read_text(errors="replace"),
+                 60, "the guest's ready marker", poll=0.1)
+        wait_for(lambda: polled(hv).get(dom.UUIDString(), {}).get("memory"), 15,
+                 "guest memory stats", poll=0.1)
+        conf = configparser.ConfigParser(interpolation=None)
+        conf.read_dict({"main": {"host-monitor-interval": "0.5",
+                                 "guest-monitor-interval": "0.5",
+                                 "guest-manager-interval": "0.5",
+                                 "policy-engine-interval": "1"},
+                        "guest": {"collectors": "GuestMemory, GuestBalloon, GuestCpuTune"}})
+        instance = mom.MOM("", conf, hypervisor=hv)
+        assert instance.setPolicy(FLIP_POLICY)
+        seen: list[tuple[int, frozenset[str]]] = []
+        evaluate = instance.policy_engine.evaluate
+
+        def recording(host, guests):          # what every evaluation saw
+            seen.append((len(guests), frozenset().union(*(g.missing for g in guests))))
+            return evaluate(host, guests)
+        instance.policy_engine.evaluate = recording
+        changes: list[int] = []
+        set_target = hv.set_balloon_target
+        hv.set_balloon_target = lambda gid, kib: (set_target(gid, kib), changes.append(kib))
+        instance.start()
+        wait_for(lambda: len(changes) >= 10, 60, "ten balloon changes", poll=0.2)
+        assert instance.getActiveGuests() == ["mom-e2e"]
+        instance.shutdown()
+        # the guest took part in every evaluation, with all its data
+        assert seen and all(count == 1 and not missing for count, missing in seen), seen
+        assert set(changes) == {GUEST_KIB * 5 // 8, GUEST_KIB}
+        # the balloon really went back and forth (a target may be sent twice when
+        # the next sample still shows the balloon on its way)
+        assert sum(a != b for a, b in zip(changes, changes[1:])) >= 4
+    finally:
+        if instance is not None:
+            instance.shutdown()
+        try:
+            dom.destroy()
+        except libvirt.libvirtError:
+            pass
         hv.close()

@@ -5,13 +5,14 @@ its own transient domains with unique names and destroys them after.
 """
 from __future__ import annotations
 
-import configparser
 import uuid
 
 import pytest
+from fake_hypervisor import polled
 
 libvirt = pytest.importorskip("libvirt")
 
+from mom.config import load  # noqa: E402
 from mom.hypervisor.base import GuestGoneError, HypervisorError  # noqa: E402
 from mom.hypervisor.libvirt import LibvirtHypervisor, create  # noqa: E402
 
@@ -78,7 +79,7 @@ def hv(tmp_path):
 
 def test_list_guests_reports_active_domains(hv, make_domain):
     dom = make_domain()
-    guests = {g.id: g for g in hv.list_guests()}
+    guests = {g.id: g for g in [p.info for p in hv.poll()]}
     assert dom.UUIDString() in guests
     info = guests[dom.UUIDString()]
     assert info.name == dom.name()
@@ -88,7 +89,7 @@ def test_list_guests_reports_active_domains(hv, make_domain):
 def test_list_guests_sets_stats_period_once_and_respects_existing(hv, make_domain):
     plain = make_domain()
     preset = make_domain(balloon="<memballoon model='virtio'><stats period='3'/></memballoon>")
-    hv.list_guests()
+    [p.info for p in hv.poll()]
     assert "<stats period='5'/>" in plain.XMLDesc(0)
     assert "<stats period='3'/>" in preset.XMLDesc(0)
 
@@ -97,7 +98,7 @@ def test_stats_period_argument(tmp_path, make_domain):
     dom = make_domain()
     h = LibvirtHypervisor(URI, stats_period=2)
     try:
-        h.list_guests()
+        h.poll()
     finally:
         h.close()
     assert "<stats period='2'/>" in dom.XMLDesc(0)
@@ -108,12 +109,12 @@ def test_restarted_domain_is_set_up_again(hv, conn):
     dom = conn.defineXML(domain_xml(name))
     try:
         dom.create()
-        hv.list_guests()
+        [p.info for p in hv.poll()]
         assert "<stats period='5'/>" in dom.XMLDesc(0)
         dom.destroy()
         dom.create()              # same UUID, new run: period back to 0
         assert "period='5'" not in dom.XMLDesc(0)
-        hv.list_guests()
+        [p.info for p in hv.poll()]
         assert "<stats period='5'/>" in dom.XMLDesc(0)
     finally:
         if dom.isActive():
@@ -123,8 +124,8 @@ def test_restarted_domain_is_set_up_again(hv, conn):
 
 def test_guest_stats_bulk_and_normalised(hv, make_domain):
     dom = make_domain(memory_kib=2097152, current_kib=1048576, vcpus=3)
-    hv.list_guests()
-    stats = hv.guest_stats()
+    [p.info for p in hv.poll()]
+    stats = polled(hv)
     assert dom.UUIDString() in stats
     mine = stats[dom.UUIDString()]
     raw = dom.memoryStats()
@@ -142,8 +143,8 @@ def test_guest_stats_bulk_and_normalised(hv, make_domain):
 
 def test_guest_without_balloon_has_no_memory_sections(hv, make_domain):
     dom = make_domain(balloon="<memballoon model='none'/>")
-    hv.list_guests()
-    mine = hv.guest_stats()[dom.UUIDString()]
+    [p.info for p in hv.poll()]
+    mine = polled(hv)[dom.UUIDString()]
     assert "balloon" not in mine and "memory" not in mine
 
 
@@ -154,16 +155,16 @@ def test_set_balloon_target_is_applied_live(hv, make_domain, conn):
     fresh = conn.lookupByUUIDString(guest_id)
     assert fresh.info()[2] == 393216
     assert fresh.memoryStats()["actual"] == 393216
-    assert hv.guest_stats()[guest_id]["balloon"]["balloon_cur"] == 393216
+    assert polled(hv)[guest_id]["balloon"]["balloon_cur"] == 393216
 
 
 def test_destroyed_domain_is_gone(hv, make_domain):
     dom = make_domain()
     guest_id = dom.UUIDString()
-    assert guest_id in {g.id for g in hv.list_guests()}
+    assert guest_id in {g.id for g in [p.info for p in hv.poll()]}
     dom.destroy()
-    assert guest_id not in {g.id for g in hv.list_guests()}
-    assert guest_id not in hv.guest_stats()
+    assert guest_id not in {g.id for g in [p.info for p in hv.poll()]}
+    assert guest_id not in polled(hv)
     with pytest.raises(GuestGoneError) as err:
         hv.set_balloon_target(guest_id, 262144)
     assert err.value.guest_id == guest_id
@@ -256,16 +257,15 @@ def test_ping_and_reconnect_after_dead_connection(hv, make_domain):
     assert hv.ping() is True
     dom = make_domain()
     hv._conn.close()          # the connection dies behind MOM's back
-    assert dom.UUIDString() in {g.id for g in hv.list_guests()}
+    assert dom.UUIDString() in {g.id for g in [p.info for p in hv.poll()]}
     hv.close()
     assert hv.ping() is True  # reopens on the next call
 
 
 def test_create_from_config(tmp_path):
-    config = configparser.ConfigParser()
-    config.read_dict({"main": {"libvirt-hypervisor-uri": f" {URI} "},
-                      "host": {"sys-root": str(tmp_path)}})
-    hv = create(config)
+    path = tmp_path / "mom.conf"
+    path.write_text(f"[main]\nlibvirt-hypervisor-uri = {URI} \n[host]\nsys-root = {tmp_path}\n")
+    hv = create(load(str(path)))
     try:
         assert hv.uri == URI and hv.name == "libvirt" and hv.ping()
         assert hv.sys_root == str(tmp_path)     # KSM goes where HostKsm reads
@@ -279,7 +279,7 @@ def test_create_defaults_to_qemu_system(monkeypatch):
     opened = []
     monkeypatch.setattr(backend.LibvirtHypervisor, "_connection",
                         lambda self: opened.append(self.uri))
-    hv = create(configparser.ConfigParser())
+    hv = create(load(""))
     assert hv.uri == "qemu:///system" and hv.sys_root == "/sys"
     assert opened == ["qemu:///system"]
 

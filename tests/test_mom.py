@@ -277,7 +277,9 @@ def test_rpc_server_serves_the_api(tmp_path, host, running):
     assert client.setNamedPolicy("10-x", "(defvar x 1)") is True
     assert "10-x" in instance.getNamedPolicies()
     assert client.setNamedPolicy("10-y", "(oops") is False
-    assert [t.name for t in instance.threads()] == ["MOMWorker", "RPCServer"]
+    # the worker, and the RPC server's fixed pool (acceptor + 4 workers)
+    assert [t.name for t in instance.threads()] == [
+        "MOMWorker", "RPCServer", "RPCWorker-0", "RPCWorker-1", "RPCWorker-2", "RPCWorker-3"]
 
 
 def test_wrong_call_order_is_harmless(host):

@@ -1,8 +1,9 @@
-"""A monitor keeps a bounded history and leaves out an entity whose collection fails."""
+"""A monitor keeps a bounded, time-stamped history; a failing collector
+leaves only its own fields out, and says so once."""
 import logging
 
 from mom.collectors.base import CollectionError, Collector, CollectorContext
-from mom.config import new_config
+from mom.config import defaults
 from mom.monitor import Monitor
 
 
@@ -22,61 +23,82 @@ class Counter(Collector):
         return {"n": self.n, "junk": "not declared"}
 
 
+class Vcpu(Collector):
+    fields = frozenset({"vcpu_count"})
+
+    def collect(self):
+        return {"vcpu_count": 2}
+
+
 def make(history=3):
-    collector = Counter(CollectorContext(new_config()))
-    return Monitor("guest vm1", {"name": "vm1"}, [collector], history), collector
+    ctx = CollectorContext(defaults())
+    collector = Counter(ctx)
+    return Monitor("guest vm1", {"name": "vm1"}, [collector, Vcpu(ctx)], history), collector
 
 
 def test_history_is_bounded_and_entity_sees_it():
     monitor, _ = make(history=3)
-    for _ in range(5):
-        assert monitor.collect()
+    for now in range(5):
+        assert monitor.collect(float(now))
     entity = monitor.entity()
     assert entity.n == 5
     assert entity.StatAvg("n") == 4.0            # mean of 3, 4, 5
     assert entity.opt is None                     # optional, never collected
-    assert monitor.latest() == {"n": 5}           # undeclared keys are dropped
+    assert monitor.latest() == {"n": 5, "vcpu_count": 2}   # undeclared keys dropped
+    assert entity.stamp == 4.0 and entity.missing == frozenset()
 
 
-def test_collection_error_leaves_entity_out_and_logs_once(caplog):
+def test_a_failing_collector_leaves_only_its_fields_out_and_logs_once(caplog):
     monitor, collector = make()
-    monitor.collect()
+    monitor.collect(0.0)
     collector.fail_with = CollectionError("no guest agent")
     caplog.set_level(logging.INFO, logger="mom")
-    for _ in range(3):
-        assert not monitor.collect()
-    assert monitor.entity() is None
+    for now in (1.0, 2.0, 3.0):
+        assert not monitor.collect(now)
+    entity = monitor.entity()
+    # Still evaluated, with the other collector's data; the failed
+    # required field is nil and marked missing (its controls are held back).
+    assert entity.vcpu_count == 2 and entity.n is None
+    assert entity.missing == frozenset({"n"}) and entity.stamp == 3.0
     assert caplog.text.count("no guest agent") == 1
     collector.fail_with = None
-    assert monitor.collect()
-    assert monitor.entity().n == 2
-    assert "collection works again" in caplog.text
+    assert monitor.collect(4.0)
+    assert monitor.entity().n == 2 and monitor.entity().missing == frozenset()
+    assert "Counter works again" in caplog.text
 
 
 def test_crashing_collector_is_logged_with_traceback_once(caplog):
     monitor, collector = make()
     collector.fail_with = ZeroDivisionError("oops")
-    for _ in range(3):
-        assert not monitor.collect()
+    for now in (1.0, 2.0, 3.0):
+        assert not monitor.collect(now)
     assert caplog.text.count("Traceback") == 1
     assert "Counter crashed" in caplog.text
 
 
-def test_missing_required_field_leaves_entity_out():
+def test_missing_required_field_is_marked_missing():
     class Empty(Collector):
         fields = frozenset({"a"})
 
         def collect(self):
             return {"a": None}
 
-    monitor = Monitor("host", {}, [Empty(CollectorContext(new_config()))], 3)
-    assert not monitor.collect()
-    assert monitor.entity() is None
+    monitor = Monitor("host", {}, [Empty(CollectorContext(defaults()))], 3)
+    assert not monitor.collect(1.0)
+    assert monitor.entity().missing == frozenset({"a"})
+
+
+def test_freshness_follows_the_sample_time():
+    monitor, _ = make()
+    assert not monitor.fresh(0.0, 10.0) and monitor.entity() is None
+    monitor.collect(100.0)
+    assert monitor.fresh(110.0, 10.0)
+    assert not monitor.fresh(110.5, 10.0)
 
 
 def test_variables_survive_between_entities():
     monitor, _ = make()
-    monitor.collect()
+    monitor.collect(0.0)
     monitor.entity().SetVar("seen", 1)
-    monitor.collect()
+    monitor.collect(1.0)
     assert monitor.entity().GetVar("seen") == 1

@@ -197,3 +197,22 @@ def test_evaluation_never_reads_text_again(monkeypatch):
     monkeypatch.setattr(compiler, "read", no_reading)
     for _ in range(3):
         assert ps.evaluate(host(), [g]) == ["f", [8]]
+
+
+def test_reloading_a_directory_with_a_broken_file_keeps_the_policies_in_force(
+        tmp_path, caplog):
+    (tmp_path / "00-defs.policy").write_text("(defvar a 1)")
+    (tmp_path / "10-use.policy").write_text("(+ a 1)")
+    ps = PolicySet()
+    assert ps.load_directory(str(tmp_path)) == []
+    (tmp_path / "00-defs.policy").write_text("(defvar a 2)")
+    (tmp_path / "10-use.policy").write_text("(+ a\n  (oops")       # half edited
+    with caplog.at_level(logging.ERROR, logger="mom.policy"):
+        errors = ps.load_directory(str(tmp_path))
+    assert [(e.policy, e.line) for e in errors] == [("10-use", 2)]
+    assert ps.get_policies() == {"00-defs": "(defvar a 1)", "10-use": "(+ a 1)"}
+    where = f"{tmp_path / '10-use.policy'}:2:"
+    assert any(where in r.getMessage() for r in caplog.records)
+    (tmp_path / "10-use.policy").write_text("(+ a 10)")              # fixed
+    assert ps.reset() == []
+    assert ps.evaluate(host(), []) == [2, 12]

@@ -107,14 +107,11 @@ def test_stale_socket_file_is_replaced(tmp_path):
 
 
 def test_loopback_tcp():
-    probe = socket.socket()
-    probe.bind(("127.0.0.1", 0))
-    port = probe.getsockname()[1]
-    probe.close()
-    server = rpc.RpcServer(Target(), port)
+    server = rpc.RpcServer(Target(), 0)
+    host, port = server.server_address
     server.start()
     try:
-        assert server.server.server_address[0] == "127.0.0.1"
+        assert host == "127.0.0.1"
         assert rpc.connect(port).getActiveGuests() == ["vm1"]
     finally:
         server.stop()

@@ -80,3 +80,45 @@ def test_a_killed_guest_leaves_proc(tmp_path):
     tree.render()
     assert not (tmp_path / "proc" / str(guest.pid)).exists()
     assert (tmp_path / "proc" / "37" / "stat").exists()           # ksmd stays
+
+
+def test_mom_sees_the_simulated_host_through_its_own_collectors(tmp_path):
+    from mom.sim import runner
+    from mom.sim.scenario import load
+
+    scenario = load("overcommit-150").with_options(guests=4)
+    sim = Simulation(scenario)
+    driver = runner.MomDriver(sim, scenario,
+                              runner.write_stock_policies(str(tmp_path / "policies")),
+                              str(tmp_path))
+    try:
+        while sim.now < 900:
+            driver.maybe_run()
+            sim.step()
+        driver.maybe_run()                        # a cycle at t=900, on this state
+        host = driver.mom.getStatistics()["host"]
+        guests = driver.mom.getStatistics()["guests"]
+    finally:
+        driver.close()
+    assert host["mem_free"] == sim.host_mem_free_kib()
+    assert host["ksm_run"] == 1                   # the stock KSM policy started it
+    assert host["ksm_pages_sharing"] == sim.ksm_pages()[1] > 0
+    assert host["ksmd_cpu_usage"] == round(100 * sim.ksmd_cpu_share()) > 0
+    first = sim.running()[0]
+    assert guests[first.name]["balloon_cur"] == first.cur
+
+
+def test_mom_applies_vcpu_and_io_limits_to_the_simulated_guests():
+    from mom.sim import runner
+    from mom.sim.scenario import load
+
+    storm = runner.run(load("boot-storm").with_options(guests=4, duration=180),
+                       runner.POLICY_STOCK).simulation
+    # win guests: vcpu_limit 50 on a 32-CPU host, 2 vCPUs: 50% x 100000 x 32 / 2
+    assert [g.vcpu_quota for g in storm.guests if g.name.startswith("win")] == [800000] * 2
+    assert [g.vcpu_quota for g in storm.guests if g.name.startswith("lin")] == [-1] * 2
+    burst = runner.run(load("overcommit-150").with_options(guests=2, duration=120),
+                       runner.POLICY_STOCK).simulation
+    for g in burst.guests:
+        assert g.disks[0].current["total_iops_sec"] == 400
+        assert g.disks[0].current["total_bytes_sec"] == 104857600

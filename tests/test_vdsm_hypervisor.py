@@ -6,6 +6,7 @@ import os
 import sys
 
 import pytest
+from fake_hypervisor import polled
 
 FAKE_DIR = os.path.join(os.path.dirname(__file__), "fake_vdsm")
 if FAKE_DIR not in sys.path:
@@ -167,15 +168,14 @@ def fake() -> fakevdsm.FakeVdsm:
 
 
 def make(fake: fakevdsm.FakeVdsm, **kwargs: object) -> vdsm.VdsmHypervisor:
-    kwargs.setdefault("snapshot_max_age", 0.0)
     return vdsm.VdsmHypervisor(api=fake.api, supervdsm=fake.supervdsm, **kwargs)
 
 
 def test_default_import_uses_vdsm_modules_on_sys_path(fake: fakevdsm.FakeVdsm) -> None:
     fakevdsm.install(fake)
     fake.add_vm(name="a")
-    hv = vdsm.VdsmHypervisor(snapshot_max_age=0.0)   # does `import API`, `import supervdsm`
-    assert [g.name for g in hv.list_guests()] == ["a"]
+    hv = vdsm.VdsmHypervisor()   # does `import API`, `import supervdsm`
+    assert [p.info.name for p in hv.poll()] == ["a"]
     hv.ksm_tune({"run": 1})
     assert fake.ksm["run"] == 1
 
@@ -191,15 +191,14 @@ def test_only_up_vms_are_listed(fake: fakevdsm.FakeVdsm) -> None:
     fake.add_vm(name="down", status="Down")
     fake.add_vm(name="paused", status="Paused")
     hv = make(fake)
-    assert hv.list_guests() == [GuestInfo(id=up.vm_id, name="up", pid=77)]
-    assert list(hv.guest_stats()) == [up.vm_id]
+    assert [p.info for p in hv.poll()] == [GuestInfo(id=up.vm_id, name="up", pid=77)]
 
 
 def test_guest_stats_normalised(fake: fakevdsm.FakeVdsm) -> None:
     vm = fake.add_vm(used=1000, cache=10, balloon_cur=3000, balloon_max=4000,
                      balloon_min=500, vcpu_count=3, vcpu_user_limit=40)
     fake.add_vm(agent=False)
-    stats = make(fake).guest_stats()
+    stats = polled(make(fake))
     assert stats[vm.vm_id]["memory"]["mem_available"] == 3000
     assert stats[vm.vm_id]["memory"]["mem_unused"] == 2000
     assert stats[vm.vm_id]["memory"]["mem_free"] == 2010
@@ -215,11 +214,9 @@ def test_guest_stats_normalised(fake: fakevdsm.FakeVdsm) -> None:
 def test_one_get_all_vm_stats_per_cycle(fake: fakevdsm.FakeVdsm, count: int) -> None:
     fake.add_vms(count)
     now = [0.0]
-    hv = make(fake, snapshot_max_age=2.5, clock=lambda: now[0], iotune=False)
+    hv = make(fake, clock=lambda: now[0], iotune=False)
     for cycle in range(3):
-        guests = hv.list_guests()
-        stats = hv.guest_stats()
-        assert len(guests) == count and len(stats) == count
+        assert len(hv.poll()) == count
         assert fake.calls["getAllVmStats"] == cycle + 1
         now[0] += 5.0
     assert fake.calls["getStats"] == 0
@@ -229,10 +226,9 @@ def test_one_get_all_vm_stats_per_cycle(fake: fakevdsm.FakeVdsm, count: int) -> 
 def test_iotune_policies_are_read_once_per_refresh(fake: fakevdsm.FakeVdsm) -> None:
     fake.add_vms(10)
     now = [0.0]
-    hv = make(fake, snapshot_max_age=2.5, clock=lambda: now[0], iotune_refresh=60.0)
+    hv = make(fake, clock=lambda: now[0], iotune_refresh=60.0)
     for _ in range(6):                  # 30 s of 5 s cycles
-        hv.list_guests()
-        hv.guest_stats()
+        hv.poll()
         now[0] += 5.0
     assert fake.calls["getAllVmStats"] == 6
     assert fake.calls["getIoTunePolicy"] == 10     # once per VM, then cached
@@ -254,7 +250,7 @@ def test_set_balloon_and_vcpu(fake: fakevdsm.FakeVdsm) -> None:
 def test_vanished_vm_raises_guest_gone(fake: fakevdsm.FakeVdsm) -> None:
     vm = fake.add_vm()
     hv = make(fake)
-    assert hv.list_guests()
+    assert hv.poll()
     fake.remove_vm(vm.vm_id)
     for call in (lambda: hv.set_balloon_target(vm.vm_id, 1000),
                  lambda: hv.set_vcpu_tune(vm.vm_id, quota=1000),
@@ -269,7 +265,7 @@ def test_error_code_and_exception_become_hypervisor_errors(
         fake: fakevdsm.FakeVdsm, caplog: pytest.LogCaptureFixture) -> None:
     a, b = fake.add_vms(2)
     hv = make(fake)
-    hv.list_guests()
+    hv.poll()
     fake.fail("setBalloonTarget", a.vm_id, code=42, message="balloon busy")
     fake.raise_on("setBalloonTarget", b.vm_id, OSError("libvirt hiccup"))
     caplog.set_level(logging.INFO, logger="mom.hypervisor.vdsm")
@@ -294,16 +290,16 @@ def test_absorbed_iotune_failure_logged_once_per_vm_and_condition(
     hv = make(fake, clock=lambda: now[0], iotune_refresh=1.0)
     caplog.set_level(logging.WARNING, logger="mom.hypervisor.vdsm")
     for _ in range(5):
-        assert hv.guest_stats()[vm.vm_id]["iotune"] == []
+        assert polled(hv)[vm.vm_id]["iotune"] == []
         now[0] += 2.0
     assert fake.calls["getIoTunePolicy"] == 5
     warnings = [r.getMessage() for r in caplog.records]
     assert len(warnings) == 1 and "no policy yet" in warnings[0]
     fake.heal()
-    assert hv.guest_stats()[vm.vm_id]["iotune"][0]["name"] == "vda"
+    assert polled(hv)[vm.vm_id]["iotune"][0]["name"] == "vda"
     now[0] += 2.0
     fake.fail("getIoTunePolicy", vm.vm_id, code=16, message="no policy yet")
-    hv.guest_stats()
+    polled(hv)
     assert len(caplog.records) == 2          # news again after it worked
 
 
@@ -312,9 +308,9 @@ def test_get_all_vm_stats_failure_raises(fake: fakevdsm.FakeVdsm) -> None:
     hv = make(fake)
     fake.fail("getAllVmStats", code=100, message="General Exception")
     with pytest.raises(HypervisorError, match="getAllVmStats"):
-        hv.guest_stats()
+        polled(hv)
     fake.heal()
-    assert len(hv.guest_stats()) == 1
+    assert len(polled(hv)) == 1
 
 
 def test_ping(fake: fakevdsm.FakeVdsm) -> None:
@@ -344,7 +340,7 @@ def test_iotune_fetched_per_vm_then_cached(fake: fakevdsm.FakeVdsm) -> None:
     plain = fake.add_vm()                 # no I/O policy: nothing to tune
     now = [0.0]
     hv = make(fake, clock=lambda: now[0], iotune_refresh=60.0)
-    stats = hv.guest_stats()
+    stats = polled(hv)
     assert stats[vm.vm_id]["iotune"] == [{
         "name": "vda", "path": "/p/a",
         "guaranteed": dict.fromkeys(vdsm.IOTUNE_KEYS, 0) | {"total_iops_sec": 10},
@@ -354,67 +350,50 @@ def test_iotune_fetched_per_vm_then_cached(fake: fakevdsm.FakeVdsm) -> None:
     assert fake.calls["getIoTunePolicy"] == 2 and fake.calls["getIoTune"] == 1
     for _ in range(5):
         now[0] += 5
-        hv.guest_stats()
+        polled(hv)
     assert fake.calls["getIoTunePolicy"] == 2           # cached
     hv.set_io_tune(vm.vm_id, [{"name": "vda", "path": "/p/a",
                                "ioTune": dict.fromkeys(vdsm.IOTUNE_KEYS, 0)
                                | {"total_iops_sec": 100}}])
     assert vm.io_current["vda"]["total_iops_sec"] == 100
     now[0] += 5
-    assert hv.guest_stats()[vm.vm_id]["iotune"][0]["current"]["total_iops_sec"] == 100
+    assert polled(hv)[vm.vm_id]["iotune"][0]["current"]["total_iops_sec"] == 100
     assert fake.calls["getIoTunePolicy"] == 3           # re-read after the change
 
 
 def test_iotune_off_makes_no_per_vm_calls(fake: fakevdsm.FakeVdsm) -> None:
     fake.add_vm(io_policy=[{"name": "vda", "path": "", "maximum": {}}])
     hv = make(fake, iotune=False)
-    assert "iotune" not in next(iter(hv.guest_stats().values()))
+    assert "iotune" not in next(iter(polled(hv).values()))
     assert fake.calls["getIoTunePolicy"] == 0
 
 
 def test_iotune_failure_keeps_other_stats(fake: fakevdsm.FakeVdsm) -> None:
     vm = fake.add_vm(io_policy=[{"name": "vda", "path": "", "maximum": {}}])
     fake.raise_on("getIoTunePolicy", vm.vm_id, RuntimeError("boom"))
-    stats = make(fake).guest_stats()
+    stats = polled(make(fake))
     assert "memory" in stats[vm.vm_id] and stats[vm.vm_id]["iotune"] == []
 
 
 def test_create_reads_intervals_and_collectors(fake: fakevdsm.FakeVdsm) -> None:
     import configparser
+
+    from mom.config import load
     fakevdsm.install(fake)
     config = configparser.ConfigParser()
-    config.read_dict({"main": {"guest-monitor-interval": "4",
-                               "guest-manager-interval": "10"},
+    config.read_dict({"main": {"hypervisor-interface": "vdsm"},
                       "guest": {"collectors": "GuestMemory, GuestIoTune"}})
-    hv = vdsm.create(config)
-    assert hv.snapshot_max_age == 2.0 and hv.iotune is True
+    hv = vdsm.create(load("", config))
+    assert hv.iotune is True
 
 
-def test_snapshot_is_shared_once_per_reader(fake: fakevdsm.FakeVdsm) -> None:
-    fake.add_vms(2)
-    hv = make(fake, snapshot_max_age=60.0, iotune=False)
-    hv.list_guests()
-    hv.guest_stats()                      # shares discovery's snapshot
-    assert fake.calls["getAllVmStats"] == 1
-    hv.guest_stats()                      # a second collection reads afresh ...
-    assert fake.calls["getAllVmStats"] == 2
-    hv.list_guests()                      # ... which the next discovery shares
-    assert fake.calls["getAllVmStats"] == 2
-    fake.add_vm(name="late")
-    assert len(hv.guest_stats()) == 3     # never a reader's stale copy
-
-
-def test_a_failed_fetch_is_not_retried_within_the_cycle(fake: fakevdsm.FakeVdsm) -> None:
+def test_a_failed_poll_raises_and_the_next_one_calls_again(fake: fakevdsm.FakeVdsm) -> None:
     fake.add_vm()
-    now = [0.0]
-    hv = make(fake, snapshot_max_age=2.5, clock=lambda: now[0], iotune=False)
+    hv = make(fake, iotune=False)
     fake.raise_on("getAllVmStats", exc=ConnectionError("busy"))
     with pytest.raises(HypervisorError, match="busy"):
-        hv.list_guests()
-    with pytest.raises(HypervisorError, match="busy"):
-        hv.guest_stats()                  # same cycle: same failure, no new call
+        hv.poll()
     assert fake.calls["getAllVmStats"] == 1
     fake.heal()
-    now[0] += 5.0
-    assert len(hv.list_guests()) == 1 and len(hv.guest_stats()) == 1
+    assert len(hv.poll()) == 1
     assert fake.calls["getAllVmStats"] == 2

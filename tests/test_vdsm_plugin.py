@@ -172,7 +172,7 @@ def test_get_ksm_stats_thread_mode(caplog: pytest.LogCaptureFixture) -> None:
 
 def test_thread_mode_start_failure_is_raised() -> None:
     class Broken(StubMOM):
-        def start(self) -> None:
+        def __init__(self, conf: str, hypervisor: Any = None) -> None:
             raise RuntimeError("cannot start")
 
     with pytest.raises(RuntimeError, match="cannot start"):
@@ -282,20 +282,19 @@ def test_thread_mode_conf_loads_and_names_vdsm() -> None:
     from mom import config
 
     conf = config.load(vdsm_plugin.data_path(vdsm_plugin.THREAD_CONF))
-    assert conf.get("main", "hypervisor-interface") == "vdsm"
-    assert config.rpc_port(conf) is None
-    assert conf.get("main", "policy-dir") == "/etc/vdsm/mom.d"
-    assert {"Balloon", "KSM", "CpuTune", "IoTune"} == set(
-        config.split_list(conf.get("main", "controllers")))
-    assert "HostKSM" in conf.get("host", "collectors")      # getKsmStats needs it
+    assert conf.hypervisor_interface == "vdsm"
+    assert conf.rpc is None
+    assert conf.policy_dir == "/etc/vdsm/mom.d"
+    assert {"Balloon", "KSM", "CpuTune", "IoTune"} == set(conf.controllers)
+    assert "HostKSM" in conf.host_collectors      # getKsmStats needs it
 
 
 def test_process_mode_conf_loads_and_serves_vdsms_socket() -> None:
     from mom import config
 
     conf = config.load(vdsm_plugin.data_path(vdsm_plugin.PROCESS_CONF))
-    assert config.rpc_port(conf) == momif.DEFAULT_SOCKET
-    assert conf.get("main", "policy-dir") == "/etc/vdsm/mom.d"
+    assert conf.rpc == momif.DEFAULT_SOCKET
+    assert conf.policy_dir == "/etc/vdsm/mom.d"
 
 
 def test_systemd_unit_runs_momd_with_vdsms_conf() -> None:

@@ -3,9 +3,10 @@
 ``create_mom(vdsm_config)`` (see :mod:`vdsm_plugin.momif`) returns the
 front object for the mode vdsm.conf's ``[mom] mode`` names.  The shipped
 files live in this package: ``mom-thread.conf`` and ``mom-process.conf``
-(VDSM's mom.conf for each mode), ``mom.d/*.policy`` (the stock policies)
-and ``mom-vdsm.service`` (the process-mode systemd unit); :func:`data_path`
-finds them for packaging scripts and tests.
+(VDSM's mom.conf for each mode), ``mom.d/*.policy`` (the stock policies),
+``mom-vdsm.service`` (the process-mode systemd unit) and, beside it,
+``momd.service`` (standalone MOM's unit); :func:`data_path` finds them for
+packaging scripts and tests.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ THREAD_CONF = "mom-thread.conf"
 PROCESS_CONF = "mom-process.conf"
 POLICY_DIR = "mom.d"
 SERVICE_UNIT = "mom-vdsm.service"
+STANDALONE_UNIT = "momd.service"
 
 
 def data_path(name: str = "") -> str:
@@ -27,4 +29,4 @@ def data_path(name: str = "") -> str:
 
 __all__ = ["MomFront", "PolicyParameterError", "ProcessMomFront", "ThreadMomFront",
            "create_mom", "data_path", "THREAD_CONF", "PROCESS_CONF", "POLICY_DIR",
-           "SERVICE_UNIT"]
+           "SERVICE_UNIT", "STANDALONE_UNIT"]

@@ -47,8 +47,8 @@ DEFAULT_CONF = "/etc/vdsm/mom.conf"
 DEFAULT_TUNING_POLICY = "01-parameters"
 DEFAULT_SOCKET = "/var/run/vdsm/mom-vdsm.sock"
 DEFAULT_TIMEOUT = 10.0
-#: How long stop() waits for the MOM thread (thread mode).
-STOP_TIMEOUT = 5.0
+#: How long stop() takes at most (thread mode), even while a VDSM call hangs.
+STOP_TIMEOUT = 4.0
 
 _MIB = 1024 * 1024
 _SYMBOL = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*\Z")
@@ -242,6 +242,7 @@ class ThreadMomFront(MomFront):
             from mom.hypervisor import vdsm
             hypervisor = vdsm.create(mom_config.load(conf), api, supervdsm)
         self.mom = mom_factory(conf, hypervisor=hypervisor)   # raises on a bad config
+        self._stopped = False
         # This thread runs MOM's cycle itself: MOM adds no thread to VDSM.
         self.thread = threading.Thread(target=self._run, name="MOM", daemon=True)
         self.thread.start()
@@ -270,13 +271,14 @@ class ThreadMomFront(MomFront):
         return bool(self.mom.setPolicy(text))
 
     def getStatus(self) -> str:
-        return "active" if self.thread.is_alive() else "inactive"
+        return "active" if self.thread.is_alive() and not self._stopped else "inactive"
 
     def stop(self) -> None:
-        """Shut MOM down; returns within STOP_TIMEOUT seconds, with the MOM
-        thread ended (a VDSM call that hangs keeps only its loop thread,
-        a daemon thread, until the call returns)."""
+        """Shut MOM down; returns within STOP_TIMEOUT seconds.  The MOM
+        thread ends with it, unless it is inside a VDSM call that hangs:
+        then it ends when that call returns, and does nothing more."""
         deadline = time.monotonic() + STOP_TIMEOUT
+        self._stopped = True
         self.mom.shutdown()
         self.thread.join(max(0.0, deadline - time.monotonic()))
         if self.thread.is_alive():

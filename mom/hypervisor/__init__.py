@@ -4,28 +4,30 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from mom.hypervisor.base import Hypervisor, HypervisorError
+from mom.hypervisor.base import Hypervisor
 
 if TYPE_CHECKING:
     from mom.config import Settings
 
 
-def _libvirt(config: Settings) -> Hypervisor:
+def _libvirt(settings: Settings) -> Hypervisor:
     from mom.hypervisor import libvirt
-    return libvirt.create(config)
+    return libvirt.create(settings)
 
 
-def _vdsm(config: Settings) -> Hypervisor:
+def _vdsm(settings: Settings) -> Hypervisor:
     from mom.hypervisor import vdsm
-    return vdsm.create(config)
+    return vdsm.create(settings)
 
 
-def _not_yet(name: str) -> Callable[[Settings], Hypervisor]:
-    def create(settings: Settings) -> Hypervisor:
-        raise HypervisorError(
-            f"hypervisor-interface {name!r} (VDSM over RPC, process mode) is not "
-            "available in this version; use 'vdsm' inside VDSM or 'libvirt'")
-    return create
+def _vdsm_jsonrpc(settings: Settings) -> Hypervisor:
+    from mom.hypervisor import vdsm_jsonrpc
+    return vdsm_jsonrpc.create(settings)
+
+
+def _vdsm_xmlrpc(settings: Settings) -> Hypervisor:
+    from mom.hypervisor import vdsm_xmlrpc
+    return vdsm_xmlrpc.create(settings)
 
 
 # Back-ends are imported only when chosen: libvirt-python and VDSM's API
@@ -33,9 +35,13 @@ def _not_yet(name: str) -> Callable[[Settings], Hypervisor]:
 _FACTORIES: dict[str, Callable[[Settings], Hypervisor]] = {
     "libvirt": _libvirt,
     "vdsm": _vdsm,
-    "vdsmxmlrpc": _not_yet("vdsmxmlrpc"),
-    "vdsmjsonrpc": _not_yet("vdsmjsonrpc"),
-    "vdsmjsonrpcbulk": _not_yet("vdsmjsonrpcbulk"),
+    # Process mode: VDSM over RPC.  ``vdsmjsonrpcclient`` is what VDSM's own
+    # mom.conf names; the others are older names of the same back-ends.
+    "vdsmjsonrpcclient": _vdsm_jsonrpc,
+    "vdsmjsonrpc": _vdsm_jsonrpc,
+    "vdsmjsonrpcbulk": _vdsm_jsonrpc,
+    "vdsmxmlrpc": _vdsm_xmlrpc,
+    "vdsmxmlrpcbulk": _vdsm_xmlrpc,
 }
 
 

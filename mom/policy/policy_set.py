@@ -35,6 +35,14 @@ def read_policy_file(path: str, name: str) -> str:
         raise PolicyError(f"cannot read {path}: {exc}", policy=name) from exc
 
 
+def file_error(path: str, error: PolicyError) -> str:
+    """``FILE:LINE:COL: message`` for a policy file that was refused."""
+    message = error.reason.removesuffix(" opened") + (f" ({error.hint})" if error.hint else "")
+    if error.line is None:
+        return f"{path}: {message}"
+    return f"{path}:{error.line}:{error.column or 1}: {message}"
+
+
 class PolicySet:
     """Named policy texts, compiled, evaluated in sorted-name order."""
 
@@ -95,8 +103,12 @@ class PolicySet:
     def load_directory(self, path: str) -> list[PolicyError]:
         """Replace the set with the directory's ``NAME.policy`` files.
 
-        Files that cannot be read or parsed are skipped and logged; their
-        errors are returned so the caller can report them too.
+        Files that cannot be read or parsed are refused and logged as
+        ``FILE:LINE:COL``; their errors are returned so the caller can
+        report them too.  On the first load the other files still load.
+        Reloading the same directory (SIGHUP, resetPolicies) is all or
+        nothing: if any file is refused the policies in force stay, so a
+        half-edited file never takes a working policy away.
         """
         errors: list[PolicyError] = []
         programs: dict[str, Program] = {}
@@ -105,6 +117,7 @@ class PolicySet:
         except OSError as exc:
             files = []
             errors.append(PolicyError(f"cannot read policy directory {path}: {exc}"))
+            log.error("policy refused: %s", errors[0])
         for filename in files:
             name = filename[:-len(".policy")]
             try:
@@ -112,9 +125,13 @@ class PolicySet:
                     read_policy_file(os.path.join(path, filename), name), name, _BOUND)
             except PolicyError as error:
                 errors.append(error)
-        for error in errors:
-            log.error("policy refused: %s", error)
+                log.error("policy file refused: %s",
+                          file_error(os.path.join(path, filename), error))
         with self._lock:
+            if errors and self._directory == path:
+                log.error("policies not reloaded from %s: %d file(s) refused; the "
+                          "policies in force stay", path, len(errors))
+                return errors
             self._directory = path
             self._install(programs)
         return errors

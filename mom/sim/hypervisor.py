@@ -14,7 +14,6 @@ from typing import Any
 from mom.hypervisor.base import (
     GuestGoneError,
     GuestInfo,
-    GuestStats,
     Hypervisor,
     HypervisorError,
     PolledGuest,
@@ -44,12 +43,6 @@ class SimHypervisor(Hypervisor):
         self.polls += 1
         return [PolledGuest(GuestInfo(g.id, g.name, g.pid), g.stats())
                 for g in self.sim.running()]
-
-    def list_guests(self) -> list[GuestInfo]:
-        return [GuestInfo(g.id, g.name, g.pid) for g in self.sim.running()]
-
-    def guest_stats(self) -> dict[str, GuestStats]:
-        return {g.id: g.stats() for g in self.sim.running()}
 
     def set_balloon_target(self, guest_id: str, target_kib: int) -> None:
         self._guest_call(guest_id, self.sim.set_balloon_target, target_kib)

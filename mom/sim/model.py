@@ -32,7 +32,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from mom.hypervisor.base import IOTUNE_KEYS, KSM_TUNE_KEYS
+from mom.facts import IOTUNE_KEYS, KSM_TUNE_KEYS
 from mom.sim.scenario import GuestSpec, Scenario
 from mom.sim.workload import Workload
 

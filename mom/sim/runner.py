@@ -111,7 +111,7 @@ def run(scenario: Scenario, policy: str = POLICY_STOCK, *,
         if policy != POLICY_NONE:
             policy_dir = (write_stock_policies(os.path.join(workdir, "policies"))
                           if policy == POLICY_STOCK else policy)
-            driver = _MomDriver(sim, scenario, policy_dir, workdir)
+            driver = MomDriver(sim, scenario, policy_dir, workdir)
         try:
             done = 0
             while sim.now < duration:
@@ -140,13 +140,12 @@ def _fast_tmp() -> str | None:
     return shm if os.path.isdir(shm) and os.access(shm, os.W_OK | os.X_OK) else None
 
 
-class _MomDriver:
+class MomDriver:
     """A real MOM on the simulated host, cycled by the simulated clock."""
 
     def __init__(self, sim: Simulation, scenario: Scenario, policy_dir: str,
                  workdir: str) -> None:
         import mom
-        from mom.collectors import HostKSM
 
         self.sim = sim
         self.tree = ProcTree(os.path.join(workdir, "host"), sim)
@@ -156,28 +155,15 @@ class _MomDriver:
                                hypervisor=SimHypervisor(sim))
         except mom.ConfigError as e:
             raise SimRunError(f"MOM refused the simulated host's settings: {e}") from e
-        # ksmd's CPU share is ticks over elapsed time: elapsed simulated time.
-        for collector in self.mom.host_monitor.collectors:
-            if isinstance(collector, HostKSM):
-                collector._clock = lambda: float(sim.now)
         self.next_due = 0.0
-        self.interval = scenario.interval
 
     def maybe_run(self) -> None:
+        """Run MOM's cycle when it is due at the simulated time."""
         now = float(self.sim.now)
         if now < self.next_due:
             return
         self.tree.render()
-        cycle = getattr(self.mom, "cycle", None)
-        if cycle is not None:
-            self.next_due = cycle.run(now)
-        else:                         # until the one-cycle runtime lands
-            m = self.mom
-            m.host_monitor.collect()
-            m.guest_manager.discover()
-            m.guest_manager.collect()
-            m.policy_engine.step()
-            self.next_due = now + self.interval
+        self.next_due = self.mom.cycle.run(now)
 
     def close(self) -> None:
         self.mom.shutdown()
