@@ -12,6 +12,7 @@ from mom.policy import cli, dry_run
 
 POLICY_DIR = Path(vdsm_plugin.__file__).parent / "mom.d"
 GIB = 1024 * 1024                       # KiB
+HOST = 10_000_000                       # KiB: shares of it are whole numbers
 NAMES = ["00-defines", "01-parameters", "02-balloon", "03-ksm", "04-cputune", "05-iotune"]
 
 
@@ -30,9 +31,13 @@ def host(free_share=0.5, total=16 * GIB, **extra):
     return stats
 
 
-def balloon_guest(cur=1_000_000, low=500_000, high=2_000_000, unused=600_000, **extra):
+def balloon_guest(cur=1_000_000, low=500_000, high=2_000_000, unused=600_000, kernel=0,
+                  **extra):
+    """A guest whose own total (mem_available) lacks the ``kernel`` KiB its kernel keeps;
+    0 (the guest does not show it) makes the policy assume its fixed 65536.
+    ``mem_free`` (free memory and page cache) is ``unused`` unless given."""
     stats = {"balloon_cur": cur, "balloon_min": low, "balloon_max": high,
-             "mem_available": cur, "mem_unused": unused, "mem_free": unused}
+             "mem_available": cur - kernel, "mem_unused": unused, "mem_free": unused}
     stats.update(extra)
     return stats
 
@@ -87,29 +92,141 @@ def test_pressure_never_goes_below_balloon_min():
     assert target_of(result) == 500_000
 
 
-def test_pressure_keeps_a_free_reserve_above_what_the_guest_uses():
-    # uses 900000 + 20% reserve of 1000000 = 1100000 > balloon_cur: no squeeze
-    guest = balloon_guest(unused=100_000)
-    result = dry_run(stock(BALLOON_ON), host(free_share=0.10), [guest])
-    assert target_of(result) is None
-    # with 700000 used, the floor is 900000, above the 5% step (950000 wins)
-    guest = balloon_guest(unused=300_000)
+def test_pressure_keeps_a_free_reserve_above_what_the_guest_and_its_kernel_use():
+    # The guest sees 960000 of its 1000000 KiB: its kernel keeps 40000.
+    # uses 600000 + 30% reserve of 1000000 = 900000: the 5% step (950000) wins
+    guest = balloon_guest(kernel=40_000, unused=400_000)
     assert target_of(dry_run(stock(BALLOON_ON), host(free_share=0.10), [guest])) == 950_000
-    # with 780000 used, the floor 980000 limits the step
-    guest = balloon_guest(unused=220_000)
+    # uses 680000: the floor 980000 limits the step
+    guest = balloon_guest(kernel=40_000, unused=320_000)
     assert target_of(dry_run(stock(BALLOON_ON), host(free_share=0.10), [guest])) == 980_000
+    # uses 720000: 1020000 > balloon_cur, no squeeze
+    guest = balloon_guest(kernel=40_000, unused=280_000)
+    assert target_of(dry_run(stock(BALLOON_ON), host(free_share=0.10), [guest])) is None
 
 
-def test_emergency_lets_the_reserve_go_negative():
-    guest = balloon_guest(unused=100_000)     # uses 900000
-    result = dry_run(stock(BALLOON_ON), host(free_share=0.02), [guest])
-    assert target_of(result) == 950_000       # floor 900000 - 5% = 850000; step wins
+def test_a_guest_that_does_not_show_its_kernel_keeps_a_fixed_reserve():
+    # mem_available == balloon_cur: 65536 KiB are assumed for the kernel,
+    # so the floor is 600000 used + 65536 + 300000 reserve
+    guest = balloon_guest(unused=400_000)
+    assert target_of(dry_run(stock(BALLOON_ON), host(free_share=0.10), [guest])) == 965_536
 
 
-def test_pressure_is_judged_on_the_average_free_memory():
+def test_what_a_guest_swapped_out_counts_as_used():
+    # uses 600000 with 40000 kernel: floor 900000; with 100000 swapped out, 1000000
+    guest = balloon_guest(kernel=40_000, unused=400_000, swap_usage=0)
+    assert target_of(dry_run(stock(BALLOON_ON), host(free_share=0.10), [guest])) == 950_000
+    guest = balloon_guest(kernel=40_000, unused=400_000, swap_usage=100_000)
+    assert target_of(dry_run(stock(BALLOON_ON), host(free_share=0.10), [guest])) is None
+
+
+def test_emergency_squeezes_page_cache_and_a_little_more():
+    # 10000 free, 390000 page cache (mem_free counts both): under pressure
+    # the guest is short of memory and keeps it all; in an emergency (2%
+    # free) only its kernel's 65536 and 600000 of its own count, less 5%:
+    # the 5% step wins
+    guest = balloon_guest(unused=10_000, mem_free=400_000)
+    assert target_of(dry_run(stock(BALLOON_ON), host(free_share=0.10), [guest])) is None
+    assert target_of(dry_run(stock(BALLOON_ON), host(free_share=0.02), [guest])) == 950_000
+    # with 35536 of page cache and free memory the floor binds: 1030000 - 50000
+    guest = balloon_guest(unused=10_000, mem_free=35_536)
+    assert target_of(dry_run(stock(BALLOON_ON), host(free_share=0.02), [guest])) == 980_000
+
+
+def test_emergency_squeezes_the_host_back_to_10_percent_free_not_further():
+    free = host(free_share=0.049, total=HOST)
+    short = 0.10 * HOST - free["mem_free"]
+    guests = [balloon_guest(cur=4_000_000, low=1_000_000, high=8_000_000,
+                            unused=3_000_000)] * 3
+    result = dry_run(stock(BALLOON_ON), free, guests)
+    shrunk = [4_000_000 - target_of(result, i) for i in range(3)]
+    assert sum(shrunk) == pytest.approx(short)
+    assert shrunk[0] < 200_000          # less than the 5% step
+
+
+def test_a_dip_in_the_latest_sample_alone_neither_squeezes_nor_gives_back():
     history = [host(free_share=0.5), host(free_share=0.5), host(free_share=0.02)]
     result = dry_run(stock(BALLOON_ON), history, [balloon_guest()])
-    assert target_of(result) == 1_050_000     # average 34% free: no pressure, grow
+    assert target_of(result) is None    # average 34% free: no pressure; but 2% now: hold
+
+
+def test_no_squeeze_once_the_host_is_back_in_the_hold_band_though_the_average_lags():
+    history = [host(free_share=0.10), host(free_share=0.10), host(free_share=0.28)]
+    result = dry_run(stock(BALLOON_ON), history, [balloon_guest()])
+    assert target_of(result) is None    # average 16% free, but 28% now
+
+
+@pytest.mark.parametrize("free, target", [
+    (0.19, 950_000),        # under pressure: squeeze
+    (0.21, None),           # between the thresholds: hold
+    (0.29, None),
+    (0.31, 1_050_000),      # plenty: give back
+])
+def test_hysteresis_squeeze_below_20_percent_give_back_above_30_hold_between(free, target):
+    result = dry_run(stock(BALLOON_ON), host(free_share=free), [balloon_guest()])
+    assert target_of(result) == target
+
+
+def test_giving_back_never_takes_the_host_below_the_plenty_threshold():
+    # 0.5 point above 30% free of 16 GiB is 83886 KiB, shared by size,
+    # less than two 5% steps of 50000.
+    free = host(free_share=0.305)
+    room = free["mem_free"] - 0.30 * free["mem_available"]
+    guests = [balloon_guest(), balloon_guest(cur=1_500_000)]
+    result = dry_run(stock(BALLOON_ON), free, guests)
+    grown = [target_of(result, 0) - 1_000_000, target_of(result, 1) - 1_500_000]
+    assert sum(grown) == pytest.approx(room)
+    assert grown[1] == pytest.approx(1.5 * grown[0])
+
+
+def test_a_squeeze_brings_the_host_back_to_the_middle_of_the_band_not_further():
+    # 19.9% free: 5.1 points short of 25%, shared by three 8 GiB guests,
+    # less than their 5% steps (400000 each).
+    free = host(free_share=0.199)
+    short = 0.25 * free["mem_available"] - free["mem_free"]
+    guests = [balloon_guest(cur=8_000_000, low=1_000_000, high=8_000_000,
+                            unused=6_000_000)] * 3
+    result = dry_run(stock(BALLOON_ON), free, guests)
+    shrunk = [8_000_000 - target_of(result, i) for i in range(3)]
+    assert sum(shrunk) == pytest.approx(short)
+    assert shrunk[0] < 400_000
+
+
+def short_guest(**extra):
+    """Uses 980000 of 1000000 (40000 kernel, 20000 free): short of memory (under 15% free)."""
+    return balloon_guest(kernel=40_000, unused=20_000, **extra)
+
+
+def test_while_holding_a_guest_short_of_memory_takes_the_room_above_the_pressure_line():
+    # 25% of 10000000 free: 500000 above the pressure threshold, more than
+    # its 30% reserve back (280000)
+    result = dry_run(stock(BALLOON_ON), host(free_share=0.25, total=HOST),
+                     [short_guest(), balloon_guest()])
+    assert [target_of(result, i) for i in range(2)] == [1_500_000, None]
+    # two short guests share that room; each still gets its reserve back
+    result = dry_run(stock(BALLOON_ON), host(free_share=0.25, total=HOST),
+                     [short_guest(), short_guest()])
+    assert [target_of(result, i) for i in range(2)] == [1_280_000, 1_280_000]
+
+
+@pytest.mark.parametrize("free, target", [
+    (0.15, 1_280_000),      # its reserve back (280000), out of 500000 above 10% free
+    (0.12, 1_200_000),      # only the 200000 above 10% free
+    (0.09, None),           # no room above 10%: it waits
+])
+def test_under_pressure_a_guest_short_of_memory_gets_its_reserve_back_from_the_host(free, target):
+    result = dry_run(stock(BALLOON_ON), host(free_share=free, total=HOST), [short_guest()])
+    assert target_of(result) == target
+
+
+def test_a_surging_guest_takes_the_hosts_free_memory_above_the_emergency_level():
+    # its use jumped by 290000 above its average (more than 5% of its
+    # size): at 15% free it gets the 1000000 above 5% free, up to balloon_max
+    history = [balloon_guest(kernel=40_000, unused=600_000), short_guest()]
+    result = dry_run(stock(BALLOON_ON), host(free_share=0.15, total=HOST), [history])
+    assert target_of(result) == 2_000_000
+    result = dry_run(stock(BALLOON_ON), host(free_share=0.10, total=HOST), [history])
+    assert target_of(result) == 1_500_000
 
 
 def test_plenty_of_memory_grows_towards_balloon_max():
