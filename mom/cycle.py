@@ -134,6 +134,8 @@ class Cycle:
         guests = self.guests.entities(now)
         kept = self.engine.evaluate(host, guests)
         if kept is not None:
+            self.host.record_controls(host.controls, now)
+            self.guests.record_controls(kept, now)
             self.engine.apply(host, kept)
         return True
 

@@ -123,6 +123,17 @@ class GuestManager:
                 result.append(entity)
         return result
 
+    def record_controls(self, guests: list[Entity], now: float) -> None:
+        """plot-dir: the controls each evaluated guest got."""
+        if self.plot_run_dir is None:
+            return
+        with self._lock:
+            monitors = {g.info.id: g.monitor for g in self._guests.values()}
+        for guest in guests:
+            monitor = monitors.get(guest.Prop("id"))
+            if monitor is not None:
+                monitor.record_controls(guest.controls, now)
+
     def statistics(self) -> dict[str, dict[str, Any]]:
         """Latest sample per guest name."""
         with self._lock:

@@ -80,8 +80,13 @@ class Monitor:
             self.stamp = now
             self.missing = frozenset(missing) if missing else _NONE
         if self.plotter is not None:
-            self.plotter.plot(kept)
+            self.plotter.plot(kept, now)
         return not missing
+
+    def record_controls(self, controls: dict[str, Any], now: float) -> None:
+        """Write what one evaluation decided for this entity to plot-dir."""
+        if self.plotter is not None:
+            self.plotter.plot_controls(controls, now)
 
     def fresh(self, now: float, max_age: float) -> bool:
         """Whether the latest sample is recent enough to act on."""

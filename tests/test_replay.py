@@ -198,13 +198,11 @@ def test_a_policy_directory_with_a_broken_policy_is_refused(tmp_path, capsys):
 
 
 # -- a real MOM's recording ----------------------------------------------------------
-def test_a_real_moms_recording_replayed_with_its_own_policy_shows_no_difference(
-        tmp_path, monkeypatch):
-    """MOM on the simulator records its run (samples with the cycle's time,
-    the controls of each evaluation, wired here as mom/cycle.py is to do);
-    replaying the recording with the same policies finds every control."""
+def test_a_real_moms_recording_replayed_with_its_own_policy_shows_no_difference(tmp_path):
+    """MOM on the simulator records its run in plot-dir (samples with the
+    cycle's time, the controls of each evaluation); replaying the recording
+    with the same policies finds every control."""
     import mom
-    from mom.policy_engine import PolicyEngine
     from mom.sim import runner, scenario
     from mom.sim.hypervisor import SimHypervisor
     from mom.sim.model import Simulation
@@ -221,20 +219,6 @@ def test_a_real_moms_recording_replayed_with_its_own_policy_shows_no_difference(
                                 runner.write_stock_policies(str(tmp_path / "policies")), tree)
     conf["main"]["plot-dir"] = str(plot_dir)
 
-    sample_plot, evaluate = Plotter.plot, PolicyEngine.evaluate
-
-    def plot(self, sample, now=None):
-        sample_plot(self, sample, instance.cycle.now)
-
-    def evaluate_and_record(self, host, guests):
-        kept = evaluate(self, host, guests)
-        for entity in [host, *(kept or [])]:
-            Plotter(run_dir, entity.Prop("name")).plot_controls(entity.controls,
-                                                                instance.cycle.now)
-        return kept
-
-    monkeypatch.setattr(Plotter, "plot", plot)
-    monkeypatch.setattr(PolicyEngine, "evaluate", evaluate_and_record)
     instance = mom.MOM("", conf, hypervisor=SimHypervisor(sim))
     try:
         due = 0.0
@@ -253,3 +237,11 @@ def test_a_real_moms_recording_replayed_with_its_own_policy_shows_no_difference(
     result = replay(recording, stock_policies())
     assert result.summary.steps == len(recording.controls["host"]) > 30
     assert (result.summary.compared, result.summary.differing) == (result.summary.steps, 0)
+
+
+def test_mom_sim_replay_runs_the_replay(tmp_path, capsys):
+    from mom.sim import cli
+
+    directory = policy_dir(tmp_path, **{"01-parameters": ""})
+    assert cli.main(["--replay", under_pressure_run(tmp_path), "--policy", directory]) == 0
+    assert "3 steps replayed, 3 with recorded controls; 3 differ" in capsys.readouterr().out

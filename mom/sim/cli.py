@@ -77,6 +77,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-plot", action="store_true", help="do not draw a picture")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     p.add_argument("--list", action="store_true", help="list the shipped scenarios and exit")
+    p.add_argument("--replay", metavar="PLOT_DIR",
+                   help="instead of simulating: feed a real MOM's plot-dir recording "
+                        "through --policy and show the controls it would have issued "
+                        "next to the recorded ones")
     return p
 
 
@@ -115,6 +119,9 @@ def describe(s: Scenario) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.replay:
+        from mom.sim.replay import run
+        return run(args.replay, args.policy, as_json=args.json)
     if args.list:
         for name in scenario_names():
             print(f"{name:<18} {load(name).description}")
