@@ -192,3 +192,13 @@ def test_results_do_not_depend_on_hash_randomisation():
         outputs.add(done.stdout)
     assert len(outputs) == 1
     assert json.loads(outputs.pop())["runs"][0]["balloon_changes"] > 0
+
+
+def test_upstream_is_a_named_policy(capsys):
+    from mom.sim import cli
+
+    assert cli.main(["relaxed", "--guests", "2", "--duration", "120", "--no-plot",
+                     "--compare", "upstream", "--json"]) == 0
+    import json
+    runs = json.loads(capsys.readouterr().out)["runs"]
+    assert [run["policy"] for run in runs] == ["stock", "upstream"]

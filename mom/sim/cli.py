@@ -56,8 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="mom-sim",
         description="Run MOM's policies on a simulated KVM host and summarise what happens.",
-        epilog="Policies: 'stock' (VDSM's stock set with ballooning on), 'none' (no MOM "
-               "at all) or a directory of .policy files.")
+        epilog="Policies: 'stock' (VDSM's stock set with ballooning on), 'upstream' (the "
+               "same with VDSM's upstream balloon rules), 'none' (no MOM at all) or a "
+               "directory of .policy files.")
     p.add_argument("scenario", nargs="?", default=DEFAULT_SCENARIO,
                    help=f"a shipped scenario name or a .toml file (default {DEFAULT_SCENARIO}); "
                         "--list shows the shipped ones")
@@ -134,9 +135,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     policies = [args.policy, *args.compare]
     for policy in policies:
-        if policy not in (runner.POLICY_NONE, runner.POLICY_STOCK) and not os.path.isdir(policy):
+        if policy not in runner.NAMED_POLICIES and not os.path.isdir(policy):
             print(f"mom-sim: policy directory {policy!r} does not exist "
-                  "(or use 'stock' or 'none')", file=sys.stderr)
+                  "(or use 'stock', 'upstream' or 'none')", file=sys.stderr)
             return 2
 
     out = sys.stderr if args.json else sys.stdout

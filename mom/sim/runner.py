@@ -30,6 +30,10 @@ from mom.sim.summary import Observer, Summary
 
 POLICY_NONE = "none"
 POLICY_STOCK = "stock"
+#: VDSM's upstream balloon rules, for side-by-side runs (shipped here).
+POLICY_UPSTREAM = "upstream"
+UPSTREAM_DIR = os.path.join(os.path.dirname(__file__), "policies", "upstream-balloon")
+NAMED_POLICIES = (POLICY_NONE, POLICY_STOCK, POLICY_UPSTREAM)
 GUEST_COLLECTORS = "GuestMemoryOptional, GuestBalloonOptional, GuestCpuTune, GuestIoTune"
 HOST_COLLECTORS = "HostMemory, HostKSM, HostCpu"
 CONTROLLERS = "Balloon, KSM, CpuTune, IoTune"
@@ -48,7 +52,7 @@ class RunResult:
 
 
 def policy_label(policy: str) -> str:
-    if policy in (POLICY_NONE, POLICY_STOCK):
+    if policy in NAMED_POLICIES:
         return policy
     return os.path.basename(os.path.normpath(policy)) or policy
 
@@ -98,7 +102,7 @@ def run(scenario: Scenario, policy: str = POLICY_STOCK, *,
     every simulated second (the tests check the books there) and
     ``progress(seconds)`` now and then with the simulated seconds done since
     the last call."""
-    if policy not in (POLICY_NONE, POLICY_STOCK) and not os.path.isdir(policy):
+    if policy not in NAMED_POLICIES and not os.path.isdir(policy):
         raise SimRunError(f"policy directory {policy!r} does not exist")
     label = policy_label(policy)
     sim = Simulation(scenario)
@@ -110,7 +114,8 @@ def run(scenario: Scenario, policy: str = POLICY_STOCK, *,
         driver = None
         if policy != POLICY_NONE:
             policy_dir = (write_stock_policies(os.path.join(workdir, "policies"))
-                          if policy == POLICY_STOCK else policy)
+                          if policy == POLICY_STOCK else
+                          UPSTREAM_DIR if policy == POLICY_UPSTREAM else policy)
             driver = MomDriver(sim, scenario, policy_dir, workdir)
         try:
             done = 0
