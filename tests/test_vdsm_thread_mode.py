@@ -346,7 +346,7 @@ def test_failures_leave_mom_running_and_other_guests_managed(
     assert mom_warnings(caplog, vanishing.vm_id) == []      # a gone VM is news, not trouble
     gone = [r for r in caplog.records if vanishing.vm_id in r.getMessage()
             and "gone" in r.getMessage()]
-    assert 1 <= len(gone) <= 2                              # balloon, and I/O-tune read
+    assert len(gone) == 2                                   # balloon, and I/O-tune read
 
     # the VM really disappears: no longer managed, nothing else changes
     fake.remove_vm(vanishing.vm_id)
