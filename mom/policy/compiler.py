@@ -12,19 +12,26 @@ A mistake that the original engine only noticed when the code ran (a wrong
 number of arguments, ``set`` on a dotted name, an ``if`` without an else)
 still fails only when that code runs, so every policy the original engine
 accepted still loads.  The compiler records these mistakes as ``warnings``
-so ``mom-policy check`` can point them out early.
+so ``mom-policy check`` can point them out early.  A dotted name reaching
+for a name that starts with ``_`` is different: it can only be an attempt
+to leave the sandbox (:mod:`mom.policy.sandbox`), so the text is refused.
+
+Steps are counted (:mod:`mom.policy.budget`) at each top-level
+expression, each user-function call and each round of a ``with`` loop.
 """
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from mom.entity import Entity
+from mom.policy.budget import check_text_size
 from mom.policy.builtins import BUILTINS, arguments
 from mom.policy.errors import PolicyError
 from mom.policy.reader import Form, Literal, Node, Symbol, read
-from mom.policy.runtime import (FRAME, FUNCS, MISSING, Code, Env, UserFunction,
-                                arity_text, close_frame, failure, show, suggest,
-                                variables)
+from mom.policy.runtime import (BUDGET, FRAME, FUNCS, MISSING, Code, Env, UserFunction,
+                                arity_text, close_frame, failure, suggest, variables)
+from mom.policy.sandbox import get_attribute, get_method, kind_of
 
 SPECIAL_FORMS = frozenset({"defvar", "set", "setq", "def", "defun", "let", "if", "with"})
 _BINDERS = frozenset({"defvar", "set", "setq"})
@@ -40,6 +47,8 @@ class Program:
         self.name = name
         self.text = text
         self._steps = list(zip(code, nodes))
+        #: The top-level nodes, for static checks (mom.policy.lint).
+        self.nodes = nodes
         self.warnings = warnings
         #: Names of built-ins/special forms this text binds as variables.
         self.binds = binds
@@ -50,8 +59,12 @@ class Program:
         """Evaluate every top-level expression in order; their values."""
         results = []
         append = results.append
+        budget = env[BUDGET]
         try:
             for code, node in self._steps:
+                budget.countdown -= 1
+                if budget.countdown < 0:
+                    budget.checkpoint(node.line, node.col)
                 try:
                     append(code(env))
                 except PolicyError:
@@ -76,8 +89,10 @@ def compile_policy(text: str, name: str | None = None,
 
     ``bound`` lists names the caller binds before running (``Host``...):
     a built-in's name bound to a callable must win over the built-in.
+    A text over 1 MiB is refused before it is read.
     """
     try:
+        check_text_size(text)
         nodes = read(text)
         binds = _shadowed(nodes, ())
         shadowed = binds | _shadowed((), bound)
@@ -162,6 +177,19 @@ def _sequence(codes: list[Code]) -> Code:
     return sequence
 
 
+def check_attributes(node: Symbol) -> None:
+    """Refuse a dotted name reaching for a name that starts with ``_``.
+
+    No attribute a policy may use starts with ``_`` (see
+    mom.policy.sandbox), so such a name is refused when the text is
+    compiled, wherever it appears, even in code that never runs.
+    """
+    for part in node.parts[1:]:
+        if part.startswith("_"):
+            raise PolicyError(f"'{node.name}': '{part}' cannot be used in a policy", node.line,
+                              node.col, hint="names starting with '_' are not accessible")
+
+
 def _undefined(name: str, env: Env, line: int, col: int) -> PolicyError:
     return PolicyError(f"undefined symbol '{name}'", line, col,
                        hint=suggest(name, variables(env)))
@@ -221,8 +249,10 @@ class _Compiler:
         return self.c_form(node)
 
     def c_symbol(self, node: Symbol) -> Code:
-        """A variable, or attributes of one (a missing attribute is nil)."""
+        """A variable, or attributes of one, as the sandbox table allows them."""
+        check_attributes(node)
         name, attrs, line, col = node.parts[0], node.parts[1:], node.line, node.col
+        path = node.name
 
         def variable(env):
             try:
@@ -239,22 +269,19 @@ class _Compiler:
                     obj = env[name]
                 except KeyError:
                     raise _undefined(name, env, line, col) from None
-                try:
-                    return getattr(obj, attr, None)
-                except Exception as exc:
-                    raise failure(node.name, (), exc, line, col) from exc
+                if type(obj) is Entity and attr in obj._fields:     # the usual case
+                    return obj.__dict__[attr]
+                return get_attribute(obj, attr, path, line, col)
             return attribute
+        prefixes = [".".join(node.parts[:i + 2]) for i in range(len(attrs))]
 
         def attributes(env):
             try:
                 obj = env[name]
             except KeyError:
                 raise _undefined(name, env, line, col) from None
-            try:
-                for attr in attrs:
-                    obj = getattr(obj, attr, None)
-            except Exception as exc:
-                raise failure(node.name, (), exc, line, col) from exc
+            for attr, prefix in zip(attrs, prefixes):
+                obj = get_attribute(obj, attr, prefix, line, col)
             return obj
         return attributes
 
@@ -294,6 +321,7 @@ class _Compiler:
 
     def c_method_call(self, form: Form, head: Symbol) -> Code:
         """``(obj.method args...)``: call a method of a bound object."""
+        check_attributes(head)
         name, method, line, col = head.name, head.parts[-1], form.line, form.col
         target = self.compile(Symbol(".".join(head.parts[:-1]), head.line, head.col))
         args = arguments(self.compile_all(form.items[1:]))
@@ -301,12 +329,9 @@ class _Compiler:
         def method_call(env):
             obj = target(env)
             values = args(env)
-            fn = getattr(obj, method, None)
-            if not callable(fn):
-                what = "nil" if fn is None else f"{show(fn)}, not a function"
-                raise PolicyError(f"'{name}' is {what}; it cannot be called", line, col)
+            fn = get_method(obj, method, name, line, col)
             try:
-                return fn(*values)
+                return fn(obj, *values)
             except PolicyError:
                 raise
             except Exception as exc:
@@ -325,6 +350,10 @@ class _Compiler:
 
         def call(env):
             values = args(env)
+            budget = env[BUDGET]
+            budget.countdown -= 1
+            if budget.countdown < 0:
+                budget.checkpoint(line, col)
             fn = env.get(name)
             if fn is not None and callable(fn):
                 return _call_python(fn, name, values, line, col)
@@ -477,18 +506,19 @@ class _Compiler:
 
         def with_(env):
             seq = sequence(env)
-            try:
-                iterator = iter(seq)
-            except TypeError:
-                raise PolicyError(f"'with' needs a list, but {described} is "
-                                  f"{'nil' if seq is None else type(seq).__name__}",
-                                  line, col) from None
+            if type(seq) is not list and type(seq) is not str:
+                raise PolicyError(f"'with' needs a list, but {described} is {kind_of(seq)}",
+                                  line, col)
+            budget = env[BUDGET]
             outer = env[FRAME]
             old = env.get(item, MISSING)
             results = []
             frame = {item: old}
             try:
-                for element in iterator:
+                for element in seq:
+                    budget.countdown -= 1
+                    if budget.countdown < 0:
+                        budget.checkpoint(line, col)
                     if needs_frame:
                         env[FRAME] = frame = {item: old}      # a new scope for each element
                     env[item] = element

@@ -14,6 +14,8 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
+from mom.policy.budget import (DEFAULT_MAX_SECONDS, DEFAULT_MAX_STEPS, MAX_POLICY_BYTES, Budget,
+                               check_limits)
 from mom.policy.compiler import Program, compile_policy
 from mom.policy.errors import PolicyError
 from mom.policy.runtime import new_env
@@ -27,18 +29,33 @@ _BOUND = ("Host", "Guests")
 
 
 def read_policy_file(path: str, name: str) -> str:
-    """A policy file's text; PolicyError (naming the policy) when unreadable."""
+    """A policy file's text; PolicyError (naming the policy) when unreadable or over 1 MiB.
+
+    At most one byte more than the limit is read, whatever the file's size.
+    """
     try:
-        with open(path, encoding="utf-8") as f:
-            return f.read()
+        with open(path, "rb") as f:
+            data = f.read(MAX_POLICY_BYTES + 1)
+        if len(data) > MAX_POLICY_BYTES:
+            raise PolicyError(f"{path} is too large: more than {MAX_POLICY_BYTES} bytes "
+                              "(1 MiB, the limit for a policy)", policy=name)
+        return data.decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise PolicyError(f"cannot read {path}: {exc}", policy=name) from exc
 
 
 class PolicySet:
-    """Named policy texts, compiled, evaluated in sorted-name order."""
+    """Named policy texts, compiled, evaluated in sorted-name order.
 
-    def __init__(self, policies: Mapping[str, str] | None = None) -> None:
+    Each evaluation may take at most ``max_steps`` steps and
+    ``max_seconds`` seconds (see mom.policy.budget); ValueError if either
+    is not a positive number.
+    """
+
+    def __init__(self, policies: Mapping[str, str] | None = None, *,
+                 max_steps: int = DEFAULT_MAX_STEPS,
+                 max_seconds: float = DEFAULT_MAX_SECONDS) -> None:
+        self.max_steps, self.max_seconds = check_limits(max_steps, max_seconds)
         self._lock = threading.RLock()
         self._programs: dict[str, Program] = {}
         self._ordered: tuple[Program, ...] = ()
@@ -151,11 +168,12 @@ class PolicySet:
     def evaluate(self, host: Any, guests: list[Any]) -> list[Any]:
         """One cycle: a fresh global scope with ``Host`` and ``Guests``, every policy in order.
 
-        Raises PolicyError (with ``.policy``) on the first run-time error;
-        the controls set before it must then be ignored by the caller.
+        Raises PolicyError (with ``.policy``) on the first run-time error,
+        including running out of the step or time budget; the controls set
+        before it must then be ignored by the caller.
         """
         programs = self._ordered
-        env = new_env()
+        env = new_env(Budget(self.max_steps, self.max_seconds))
         env["Host"] = host
         env["Guests"] = guests
         results: list[Any] = []
