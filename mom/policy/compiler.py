@@ -21,6 +21,7 @@ expression, each user-function call and each round of a ``with`` loop.
 """
 from __future__ import annotations
 
+from array import array
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -46,9 +47,10 @@ class Program:
                  shadowed: frozenset[str] = frozenset()) -> None:
         self.name = name
         self.text = text
-        self._steps = list(zip(code, nodes))
-        #: The top-level nodes, for static checks (mom.policy.lint).
-        self.nodes = nodes
+        # Only the closures and where each top-level expression starts are
+        # kept, not the node tree: memory stays a few bytes per expression.
+        self._codes = code
+        self._places = array("q", [n for node in nodes for n in (node.line, node.col)])
         self.warnings = warnings
         #: Names of built-ins/special forms this text binds as variables.
         self.binds = binds
@@ -60,19 +62,22 @@ class Program:
         results = []
         append = results.append
         budget = env[BUDGET]
+        places = self._places
         try:
-            for code, node in self._steps:
+            for i, code in enumerate(self._codes):
                 budget.countdown -= 1
                 if budget.countdown < 0:
-                    budget.checkpoint(node.line, node.col)
+                    budget.checkpoint(places[2 * i], places[2 * i + 1])
                 try:
                     append(code(env))
                 except PolicyError:
                     raise
                 except RecursionError:
-                    raise PolicyError("too much recursion", node.line, node.col) from None
+                    raise PolicyError("too much recursion", places[2 * i],
+                                      places[2 * i + 1]) from None
                 except Exception as exc:  # a bug of ours; still reported as the policy's error
-                    raise PolicyError(f"internal error: {exc!r}", node.line, node.col) from exc
+                    raise PolicyError(f"internal error: {exc!r}", places[2 * i],
+                                      places[2 * i + 1]) from exc
         except PolicyError as error:
             if error.policy is None:
                 error.policy = self.name
@@ -80,7 +85,7 @@ class Program:
         return results
 
     def __repr__(self) -> str:
-        return f"<Program {self.name or '?'}: {len(self._steps)} expressions>"
+        return f"<Program {self.name or '?'}: {len(self._codes)} expressions>"
 
 
 def compile_policy(text: str, name: str | None = None,
@@ -150,16 +155,18 @@ def _has_defvar(nodes: Iterable[Node]) -> bool:
 
     Only a scope whose body has one needs a frame (a record of what the
     scope defined); counting nested scopes' ``defvar`` too errs on the
-    safe side.
+    safe side.  Each form remembers its answer, so nested scopes cost
+    one walk of the text in all, not one per scope.
     """
-    stack = list(nodes)
-    while stack:
-        node = stack.pop()
-        if isinstance(node, Form):
-            stack.extend(node.items)
-        elif isinstance(node, Symbol) and node.name == "defvar":
-            return True
-    return False
+    return any(_node_has_defvar(node) for node in nodes)
+
+
+def _node_has_defvar(node: Node) -> bool:
+    if isinstance(node, Form):           # nesting depth is bounded by the reader
+        if node.defvar is None:
+            node.defvar = any(_node_has_defvar(item) for item in node.items)
+        return node.defvar
+    return isinstance(node, Symbol) and node.name == "defvar"
 
 
 def _sequence(codes: list[Code]) -> Code:
@@ -209,6 +216,7 @@ class _Compiler:
     def __init__(self, shadowed: frozenset[str]) -> None:
         self.shadowed = shadowed
         self.warnings: list[PolicyError] = []
+        self.constants: dict[tuple[type, Any], Code] = {}   # one closure per constant
         self.special: dict[str, Callable[[Form], Code]] = {
             "defvar": self.c_defvar, "set": self.c_set, "setq": self.c_set,
             "def": self.c_def, "defun": self.c_def, "let": self.c_let,
@@ -241,7 +249,13 @@ class _Compiler:
     def compile(self, node: Node) -> Code:
         if isinstance(node, Literal):
             value = node.value
-            return lambda env: value
+            if type(value) is float:     # 0.0 == -0.0: not a key
+                return lambda env: value
+            key = (type(value), value)
+            code = self.constants.get(key)
+            if code is None:
+                code = self.constants[key] = lambda env: value
+            return code
         if isinstance(node, Symbol):
             return self.c_symbol(node)
         if node.is_block:
@@ -251,8 +265,8 @@ class _Compiler:
     def c_symbol(self, node: Symbol) -> Code:
         """A variable, or attributes of one, as the sandbox table allows them."""
         check_attributes(node)
-        name, attrs, line, col = node.parts[0], node.parts[1:], node.line, node.col
-        path = node.name
+        parts, line, col = node.parts, node.line, node.col
+        name, attrs = parts[0], parts[1:]
 
         def variable(env):
             try:
@@ -271,17 +285,17 @@ class _Compiler:
                     raise _undefined(name, env, line, col) from None
                 if type(obj) is Entity and attr in obj._fields:     # the usual case
                     return obj.__dict__[attr]
-                return get_attribute(obj, attr, path, line, col)
+                return get_attribute(obj, parts, 1, line, col)
             return attribute
-        prefixes = [".".join(node.parts[:i + 2]) for i in range(len(attrs))]
+        depths = range(1, len(parts))
 
         def attributes(env):
             try:
                 obj = env[name]
             except KeyError:
                 raise _undefined(name, env, line, col) from None
-            for attr, prefix in zip(attrs, prefixes):
-                obj = get_attribute(obj, attr, prefix, line, col)
+            for depth in depths:
+                obj = get_attribute(obj, parts, depth, line, col)
             return obj
         return attributes
 
@@ -322,14 +336,14 @@ class _Compiler:
     def c_method_call(self, form: Form, head: Symbol) -> Code:
         """``(obj.method args...)``: call a method of a bound object."""
         check_attributes(head)
-        name, method, line, col = head.name, head.parts[-1], form.line, form.col
+        name, parts, line, col = head.name, head.parts, form.line, form.col
         target = self.compile(Symbol(".".join(head.parts[:-1]), head.line, head.col))
         args = arguments(self.compile_all(form.items[1:]))
 
         def method_call(env):
             obj = target(env)
             values = args(env)
-            fn = get_method(obj, method, name, line, col)
+            fn = get_method(obj, parts, line, col)
             try:
                 return fn(obj, *values)
             except PolicyError:

@@ -65,7 +65,7 @@ EXPOSED: dict[type, Exposed] = {
                     _methods(Entity, ENTITY_METHODS)),
     IoTuneDevice: Exposed("I/O device", _fixed(DEVICE_FIELDS),
                           _methods(IoTuneDevice, DEVICE_SETTERS)),
-    types.SimpleNamespace: Exposed("I/O limits", _fixed(IOTUNE_KEYS), {}),
+    types.SimpleNamespace: Exposed("I/O limit record", _fixed(IOTUNE_KEYS), {}),
 }
 
 #: Scalar types a policy value may have (bool is an int, listed for clarity).
@@ -86,7 +86,7 @@ def kind_of(value: Any) -> str:
         return "a list"
     exposed = EXPOSED.get(type(value))
     if exposed is not None:
-        return ("an " if exposed.noun[0] in "aeiouI" else "a ") + exposed.noun
+        return ("an " if exposed.noun[0] in "aeiouAEIOU" else "a ") + exposed.noun
     if callable(value):
         return "a function"
     return f"a {type(value).__name__}"
@@ -96,20 +96,24 @@ def _entity_name(entity: Entity) -> str:
     return str(entity.properties.get("name") or "this entity")
 
 
-def get_attribute(obj: Any, attr: str, path: str, line: int, col: int) -> Any:
-    """``obj.attr`` as the table allows it; PolicyError otherwise.
+def get_attribute(obj: Any, parts: tuple[str, ...], depth: int, line: int, col: int) -> Any:
+    """``obj.attr`` as the table allows it, where ``attr`` is ``parts[depth]``.
 
-    ``path`` is the dotted name up to and including ``attr`` (for messages).
-    A declared statistic missing from this cycle's sample reads as nil.
+    ``parts`` is the whole dotted name, split (for messages).  A declared
+    statistic missing from this cycle's sample reads as nil; anything the
+    table does not list is a PolicyError.
     """
+    attr = parts[depth]
     exposed = EXPOSED.get(type(obj))
     if exposed is None:
+        path = ".".join(parts[:depth + 1])
         raise PolicyError(f"'{path}': {kind_of(obj)} has no attributes", line, col)
     if attr in exposed.methods:
         return types.MethodType(exposed.methods[attr], obj)
     fields = exposed.fields(obj)
     if attr in fields:
         return obj.__dict__.get(attr)
+    path = ".".join(parts[:depth + 1])
     hint = suggest(attr, [*fields, *exposed.methods])
     if type(obj) is Entity:
         raise PolicyError(f"'{path}': no statistic '{attr}' is declared for "
@@ -118,17 +122,19 @@ def get_attribute(obj: Any, attr: str, path: str, line: int, col: int) -> Any:
                       hint=hint)
 
 
-def get_method(obj: Any, name: str, path: str, line: int,
-               col: int) -> Callable[..., Any]:
-    """The function behind ``(obj.name ...)``; it takes ``obj`` as first argument."""
+def get_method(obj: Any, parts: tuple[str, ...], line: int, col: int) -> Callable[..., Any]:
+    """The function behind ``(obj.name ...)``, ``name`` being ``parts[-1]``.
+
+    It takes ``obj`` as its first argument.
+    """
     exposed = EXPOSED.get(type(obj))
     if exposed is not None:
-        method = exposed.methods.get(name)
+        method = exposed.methods.get(parts[-1])
         if method is not None:
             return method
-    value = get_attribute(obj, name, path, line, col)   # raises for unknown names
+    value = get_attribute(obj, parts, len(parts) - 1, line, col)   # raises for unknown names
     what = "nil" if value is None else f"{kind_of(value)}, not a function"
-    raise PolicyError(f"'{path}' is {what}; it cannot be called", line, col)
+    raise PolicyError(f"'{'.'.join(parts)}' is {what}; it cannot be called", line, col)
 
 
 def is_exposed_method(value: Any) -> bool:
