@@ -35,7 +35,7 @@ MAX_INT_BITS = 65_536
 #: Default steps per evaluation (mom.conf ``[main] policy-max-steps``).
 DEFAULT_MAX_STEPS = 2_000_000
 #: Default wall-clock seconds per evaluation (``[main] policy-max-seconds``).
-DEFAULT_MAX_SECONDS = 10.0
+DEFAULT_MAX_SECONDS = 5.0
 #: Steps between two readings of the clock.
 CLOCK_EVERY = 1000
 

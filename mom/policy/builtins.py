@@ -136,7 +136,9 @@ def _times_build(codes: list[Code], node: Node) -> Code:
         x = a(env)
         y = b(env)
         try:
-            if type(x) is float or type(y) is float:
+            if type(x) is float or type(y) is float or (
+                    type(x) is int and type(y) is int
+                    and x.bit_length() + y.bit_length() <= MAX_INT_BITS):
                 return x * y
             return _multiply(x, y, env[BUDGET], line, col)
         except PolicyError:

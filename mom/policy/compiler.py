@@ -32,7 +32,7 @@ from mom.policy.errors import PolicyError
 from mom.policy.reader import Form, Literal, Node, Symbol, read
 from mom.policy.runtime import (BUDGET, FRAME, FUNCS, MISSING, Code, Env, UserFunction,
                                 arity_text, close_frame, failure, suggest, variables)
-from mom.policy.sandbox import get_attribute, get_method, kind_of
+from mom.policy.sandbox import field_types, get_attribute, get_method, kind_of, method_table
 
 SPECIAL_FORMS = frozenset({"defvar", "set", "setq", "def", "defun", "let", "if", "with"})
 _BINDERS = frozenset({"defvar", "set", "setq"})
@@ -275,27 +275,41 @@ class _Compiler:
                 raise _undefined(name, env, line, col) from None
         if not attrs:
             return variable
+        # Each attribute is read inline when the object is an entity and the
+        # attribute one of its statistics (the usual case), or when it is a
+        # fixed field of the object's type (dev.maximum); the sandbox
+        # decides everything else, errors included.
         if len(attrs) == 1:            # guest.balloon_cur: the most common read of all
             (attr,) = attrs
+            fixed = field_types(attr)
 
             def attribute(env):
                 try:
                     obj = env[name]
                 except KeyError:
                     raise _undefined(name, env, line, col) from None
-                if type(obj) is Entity and attr in obj._fields:     # the usual case
-                    return obj.__dict__[attr]
+                if type(obj) is Entity:
+                    if attr in obj._fields:
+                        return obj.__dict__[attr]
+                elif type(obj) in fixed:
+                    return getattr(obj, attr)
                 return get_attribute(obj, parts, 1, line, col)
             return attribute
-        depths = range(1, len(parts))
+        chain = [(depth, parts[depth], field_types(parts[depth]))
+                 for depth in range(1, len(parts))]
 
         def attributes(env):
             try:
                 obj = env[name]
             except KeyError:
                 raise _undefined(name, env, line, col) from None
-            for depth in depths:
-                obj = get_attribute(obj, parts, depth, line, col)
+            for depth, attr, fixed in chain:
+                if type(obj) in fixed:
+                    obj = getattr(obj, attr)
+                elif type(obj) is Entity and attr in obj._fields:
+                    obj = obj.__dict__[attr]
+                else:
+                    obj = get_attribute(obj, parts, depth, line, col)
             return obj
         return attributes
 
@@ -339,11 +353,12 @@ class _Compiler:
         name, parts, line, col = head.name, head.parts, form.line, form.col
         target = self.compile(Symbol(".".join(head.parts[:-1]), head.line, head.col))
         args = arguments(self.compile_all(form.items[1:]))
+        offered = method_table(parts[-1]).get     # type -> function, for this name
 
         def method_call(env):
             obj = target(env)
             values = args(env)
-            fn = get_method(obj, parts, line, col)
+            fn = offered(type(obj)) or get_method(obj, parts, line, col)
             try:
                 return fn(obj, *values)
             except PolicyError:

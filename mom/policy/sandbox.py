@@ -16,14 +16,21 @@ in :data:`EXPOSED`, keyed by the exact Python type of the object:
 
 Every other value (numbers, strings, lists, nil, functions) has no
 attributes at all, and no name starting with ``_`` is ever looked up (the
-compiler refuses those before a policy loads).  Data attributes are read
-from the instance's own ``__dict__``, never through the class, so a
-statistic cannot be shadowed by, or stand in for, a Python attribute.
+compiler refuses those before a policy loads).  An entity's statistics are
+read from the instance's own ``__dict__``, never through the class, so a
+statistic (whose name comes from data) can neither be shadowed by nor
+stand in for a Python attribute.  The fixed fields of the other types are
+plain instance attributes of those classes.
+
+The compiler specialises each dotted name for the types that offer it
+(:func:`field_types`, :func:`method_table`), so that the usual reads cost
+no more than a ``getattr``; everything else goes through
+:func:`get_attribute`, which decides from the table alone.
 """
 from __future__ import annotations
 
 import types
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 from mom.entity import Entity
@@ -44,13 +51,9 @@ DEVICE_SETTERS = ("setTotalBytesSec", "setReadBytesSec", "setWriteBytesSec",
 class Exposed(NamedTuple):
     """What a policy may use of one Python type."""
     noun: str                                      # for messages: "I/O device"
-    fields: Callable[[Any], Collection[str]]       # its data attributes
+    fields: frozenset[str]                         # data attributes every instance has
     methods: Mapping[str, Callable[..., Any]]      # name -> function(obj, *args)
-
-
-def _fixed(names: Collection[str]) -> Callable[[Any], Collection[str]]:
-    names = frozenset(names)
-    return lambda obj: names
+    statistics: bool = False                       # also its declared statistics (entities)
 
 
 def _methods(cls: type, names: Collection[str]) -> dict[str, Callable[..., Any]]:
@@ -61,11 +64,10 @@ def _methods(cls: type, names: Collection[str]) -> dict[str, Callable[..., Any]]
 #: SimpleNamespaces: mom.iotune builds them, and the IoTune controller
 #: replaces ``device.current`` with one after applying new limits.
 EXPOSED: dict[type, Exposed] = {
-    Entity: Exposed("entity", lambda entity: entity.fields,
-                    _methods(Entity, ENTITY_METHODS)),
-    IoTuneDevice: Exposed("I/O device", _fixed(DEVICE_FIELDS),
+    Entity: Exposed("entity", frozenset(), _methods(Entity, ENTITY_METHODS), statistics=True),
+    IoTuneDevice: Exposed("I/O device", frozenset(DEVICE_FIELDS),
                           _methods(IoTuneDevice, DEVICE_SETTERS)),
-    types.SimpleNamespace: Exposed("I/O limit record", _fixed(IOTUNE_KEYS), {}),
+    types.SimpleNamespace: Exposed("I/O limit record", frozenset(IOTUNE_KEYS), {}),
 }
 
 #: Scalar types a policy value may have (bool is an int, listed for clarity).
@@ -110,11 +112,13 @@ def get_attribute(obj: Any, parts: tuple[str, ...], depth: int, line: int, col: 
         raise PolicyError(f"'{path}': {kind_of(obj)} has no attributes", line, col)
     if attr in exposed.methods:
         return types.MethodType(exposed.methods[attr], obj)
-    fields = exposed.fields(obj)
-    if attr in fields:
+    if attr in exposed.fields:
+        return getattr(obj, attr)
+    statistics = obj.fields if exposed.statistics else frozenset()
+    if attr in statistics:
         return obj.__dict__.get(attr)
     path = ".".join(parts[:depth + 1])
-    hint = suggest(attr, [*fields, *exposed.methods])
+    hint = suggest(attr, [*exposed.fields, *statistics, *exposed.methods])
     if type(obj) is Entity:
         raise PolicyError(f"'{path}': no statistic '{attr}' is declared for "
                           f"{_entity_name(obj)}", line, col, hint=hint)
@@ -135,6 +139,17 @@ def get_method(obj: Any, parts: tuple[str, ...], line: int, col: int) -> Callabl
     value = get_attribute(obj, parts, len(parts) - 1, line, col)   # raises for unknown names
     what = "nil" if value is None else f"{kind_of(value)}, not a function"
     raise PolicyError(f"'{'.'.join(parts)}' is {what}; it cannot be called", line, col)
+
+
+def field_types(attr: str) -> frozenset[type]:
+    """The types of which ``attr`` is a fixed field (read with ``getattr``)."""
+    return frozenset(t for t, exposed in EXPOSED.items() if attr in exposed.fields)
+
+
+def method_table(name: str) -> dict[type, Callable[..., Any]]:
+    """For each type offering method ``name``: its function."""
+    return {t: exposed.methods[name] for t, exposed in EXPOSED.items()
+            if name in exposed.methods}
 
 
 def is_exposed_method(value: Any) -> bool:
