@@ -40,7 +40,9 @@ def _history(stats: Stats | Sequence[Stats]) -> list[Stats]:
 def _check_values(history: list[Stats]) -> None:
     for sample in history:
         for key, value in sample.items():
-            if not isinstance(key, str) or not is_policy_value(value):
+            if not isinstance(key, str) or key.startswith("_"):
+                raise TypeError(f"{key!r} cannot be the name of a statistic")
+            if not is_policy_value(value):
                 raise TypeError(f"statistic {key!r}: a policy cannot use "
                                 f"a {type(value).__name__}")
 

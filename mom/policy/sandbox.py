@@ -19,8 +19,9 @@ attributes at all, and no name starting with ``_`` is ever looked up (the
 compiler refuses those before a policy loads).  An entity's statistics are
 read from the instance's own ``__dict__``, never through the class, so a
 statistic (whose name comes from data) can neither be shadowed by nor
-stand in for a Python attribute.  The fixed fields of the other types are
-plain instance attributes of those classes.
+stand in for a Python attribute: they are read from the entity's
+``_stats`` dict, which holds exactly its declared statistics.  The fixed
+fields of the other types are plain instance attributes of those classes.
 
 The compiler specialises each dotted name for the types that offer it
 (:func:`field_types`, :func:`method_table`), so that the usual reads cost
@@ -114,9 +115,9 @@ def get_attribute(obj: Any, parts: tuple[str, ...], depth: int, line: int, col: 
         return types.MethodType(exposed.methods[attr], obj)
     if attr in exposed.fields:
         return getattr(obj, attr)
-    statistics = obj.fields if exposed.statistics else frozenset()
+    statistics = obj._stats if exposed.statistics else {}
     if attr in statistics:
-        return obj.__dict__.get(attr)
+        return statistics[attr]
     path = ".".join(parts[:depth + 1])
     hint = suggest(attr, [*exposed.fields, *statistics, *exposed.methods])
     if type(obj) is Entity:
