@@ -226,3 +226,18 @@ def test_dry_run_takes_the_budget():
     with pytest.raises(PolicyError):
         dry_run({"p": '(with (* "a" 100) x x)'}, {}, [], max_steps=50)
     assert dry_run({"p": '(with (* "a" 100) x x)'}, {}, [], max_steps=200)["guests"] == []
+
+
+# -- what a failed evaluation leaves behind -------------------------------------
+def test_disk_limits_chosen_before_a_failure_are_discarded():
+    from mom.iotune import IoTuneDevice
+    dev = IoTuneDevice("vda", "/dev/vda", maximum={"total_bytes_sec": 9})
+    guest = Entity({"name": "vm"}, [{"io_tune": [dev]}])
+    ps = PolicySet({"a": "(with Guests g (with g.io_tune d (d.setTotalBytesSec 9)))",
+                    "b": '(with (* "a" 100) x x)'}, max_steps=50)
+    with pytest.raises(PolicyError):
+        ps.evaluate(host(), (guest,))
+    assert not dev.changed()
+    ps.set_policy("b", None)
+    ps.evaluate(host(), (guest,))             # any sequence of guests will do
+    assert dev.changed() and dev.tune["total_bytes_sec"] == 9

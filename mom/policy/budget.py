@@ -81,13 +81,13 @@ class Budget:
         if _clock() > self.deadline:
             raise PolicyError(f"evaluation ran out of time: it took more than "
                               f"{self.max_seconds:g} s", line, col,
-                              hint="policy-max-seconds")
+                              hint="the limit is [main] policy-max-seconds")
         over = -self.countdown           # steps taken beyond the last handout
         if over > self.steps_left:
             self.steps_left = self.countdown = 0
             raise PolicyError(f"evaluation ran out of steps: it took more than "
                               f"{self.max_steps} steps", line, col,
-                              hint="policy-max-steps")
+                              hint="the limit is [main] policy-max-steps")
         self.steps_left -= over
         chunk = min(CLOCK_EVERY, self.steps_left)
         self.steps_left -= chunk

@@ -14,6 +14,7 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
+from mom.iotune import IoTuneDevice
 from mom.policy.budget import (DEFAULT_MAX_SECONDS, DEFAULT_MAX_STEPS, MAX_POLICY_BYTES, Budget,
                                check_limits)
 from mom.policy.compiler import Program, compile_policy
@@ -170,13 +171,28 @@ class PolicySet:
 
         Raises PolicyError (with ``.policy``) on the first run-time error,
         including running out of the step or time budget; the controls set
-        before it must then be ignored by the caller.
+        before it must then be ignored by the caller.  Disk limits chosen
+        before the error are discarded here: the disks outlive the cycle
+        (they belong to the latest sample), the entities do not.
         """
         programs = self._ordered
         env = new_env(Budget(self.max_steps, self.max_seconds))
         env["Host"] = host
-        env["Guests"] = guests
+        env["Guests"] = guests = list(guests)   # a list whatever the caller holds them in
         results: list[Any] = []
-        for program in programs:
-            results.extend(program.run(env))
+        try:
+            for program in programs:
+                results.extend(program.run(env))
+        except PolicyError:
+            _discard_disk_limits(guests)
+            raise
         return results
+
+
+def _discard_disk_limits(guests: list[Any]) -> None:
+    for guest in guests:
+        devices = getattr(guest, "io_tune", None)
+        if isinstance(devices, list):
+            for device in devices:
+                if isinstance(device, IoTuneDevice):
+                    device.discard()
