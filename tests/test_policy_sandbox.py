@@ -212,12 +212,12 @@ def test_check_strict_warns_about_statistics_no_collector_declares(tmp_path, cap
     assert capsys.readouterr().out == ""
     assert cli.main(["check", "--strict", str(p)]) == 1
     assert capsys.readouterr().out.splitlines() == [
-        f"{p}:1:31: warning: (guest.StatAvg \"swap_inn\"): no built-in collector declares "
-        "the guest statistic 'swap_inn' (did you mean 'swap_in'?)",
-        f"{p}:2:23: warning: 'guest.balloon_cru': no built-in collector declares the guest "
-        "statistic 'balloon_cru' (did you mean 'balloon_cur'?)",
-        f"{p}:3:25: warning: 'Host.mem_fre': no built-in collector declares the host "
-        "statistic 'mem_fre' (did you mean 'mem_free'?)",
+        (f"{p}:1:31: warning: (guest.StatAvg \"swap_inn\"): no built-in collector declares "
+         "the guest statistic 'swap_inn' (did you mean 'swap_in'?)"),
+        (f"{p}:2:23: warning: 'guest.balloon_cru': no built-in collector declares the guest "
+         "statistic 'balloon_cru' (did you mean 'balloon_cur'?)"),
+        (f"{p}:3:25: warning: 'Host.mem_fre': no built-in collector declares the host "
+         "statistic 'mem_fre' (did you mean 'mem_free'?)"),
     ]
 
 

@@ -60,8 +60,8 @@ class Budget:
     next :data:`CLOCK_EVERY` steps into ``countdown``, and raises when the
     steps or the time are used up.
     """
-    __slots__ = ("countdown", "max_steps", "max_seconds", "deadline", "steps_left",
-                 "allocated")
+    __slots__ = ("allocated", "countdown", "deadline", "max_seconds", "max_steps",
+                 "steps_left")
 
     def __init__(self, max_steps: int = DEFAULT_MAX_STEPS,
                  max_seconds: float = DEFAULT_MAX_SECONDS) -> None:

@@ -183,9 +183,8 @@ def _compare_lists(op: Callable[[Any, Any], Any], x: list[Any], y: list[Any],
     looked at costs one step, so lists sharing parts cannot make one
     comparison run forever.
     """
-    if op is operator.eq or op is operator.ne:
-        if len(x) != len(y):
-            return op is operator.ne
+    if (op is operator.eq or op is operator.ne) and len(x) != len(y):
+        return op is operator.ne
     for i in range(min(len(x), len(y))):
         budget.countdown -= 1
         if budget.countdown < 0:

@@ -31,7 +31,7 @@ no more than a ``getattr``; everything else goes through
 from __future__ import annotations
 
 import types
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any, NamedTuple
 
 from mom.entity import Entity
