@@ -241,3 +241,16 @@ def test_disk_limits_chosen_before_a_failure_are_discarded():
     ps.set_policy("b", None)
     ps.evaluate(host(), (guest,))             # any sequence of guests will do
     assert dev.changed() and dev.tune["total_bytes_sec"] == 9
+
+
+def test_the_budget_counts_down_in_chunks_and_knows_the_steps_taken():
+    from mom.policy.budget import CLOCK_EVERY, Budget
+    budget = Budget(max_steps=CLOCK_EVERY + 5, max_seconds=60)
+    for taken in range(1, CLOCK_EVERY + 6):
+        budget.countdown -= 1
+        if budget.countdown < 0:
+            budget.checkpoint(1, 1)
+        assert budget.steps == taken
+    budget.countdown -= 1
+    with pytest.raises(PolicyError, match="more than 1005 steps"):
+        budget.checkpoint(7, 3)

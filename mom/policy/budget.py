@@ -93,12 +93,6 @@ class Budget:
         self.steps_left -= chunk
         self.countdown = chunk
 
-    def charge(self, steps: int, line: int | None, col: int | None) -> None:
-        """Count ``steps`` steps at once (work proportional to a value's size)."""
-        self.countdown -= steps
-        if self.countdown < 0:
-            self.checkpoint(line, col)
-
     def allocate(self, items: int, what: str, line: int, col: int) -> None:
         """About to build a string or list of ``items``: refuse it if too big."""
         if items > MAX_ITEMS:

@@ -62,6 +62,8 @@ def _guest(stats: Stats | Sequence[Stats], index: int) -> Entity:
             if key in sample:
                 properties[key] = sample.pop(key)
         if isinstance(sample.get("io_tune"), list):
+            if not all(isinstance(d, (Mapping, IoTuneDevice)) for d in sample["io_tune"]):
+                raise TypeError("io_tune must be a list of disks (dicts)")
             sample["io_tune"] = [d if isinstance(d, IoTuneDevice) else IoTuneDevice.from_dict(d)
                                  for d in sample["io_tune"]]
         history.append(sample)
