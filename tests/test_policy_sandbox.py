@@ -111,8 +111,8 @@ def test_a_statistic_named_like_an_entity_property_is_the_statistic():
     e = Entity({"name": "vm"}, [{"controls": 3, "Stat": 4}])
     ev = Evaluator()
     ev.bind("g", e)
-    assert ev.run("g.controls") == [3]
-    # A method of the table stays the method, whatever the statistics are called.
+    assert ev.run("g.controls g.Stat") == [3, 4]
+    # Called, a method of the table stays the method, whatever the statistics are called.
     assert ev.run('(g.Stat "controls")') == [3]
 
 
