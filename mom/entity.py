@@ -21,9 +21,12 @@ class UndeclaredFieldError(KeyError):
 class Entity:
     """Fields of the latest sample as attributes, plus the policy methods.
 
-    Field values are stored straight in the instance ``__dict__`` so that a
-    policy's ``guest.balloon_cur`` is a plain attribute read.  A name that is
-    neither a field nor a method reads as ``None`` (nil in the policy).
+    Field values are stored straight in the instance ``__dict__`` so that
+    Python code can read ``guest.balloon_cur`` as a plain attribute; a name
+    that is neither a field nor a method reads there as ``None``.  Policies
+    read the fields from ``_stats``, a dict holding exactly the declared
+    fields (see mom.policy.sandbox), so one dict lookup tells a statistic
+    from anything else.
     """
 
     def __init__(self, properties: Mapping[str, Any],
@@ -45,8 +48,9 @@ class Entity:
         object.__setattr__(self, "_stamp", stamp)
         object.__setattr__(self, "_missing", frozenset(missing))
         latest = history[-1] if history else {}
-        for name in self._fields:
-            self.__dict__[name] = latest.get(name)
+        stats = {name: latest.get(name) for name in self._fields}
+        object.__setattr__(self, "_stats", stats)
+        self.__dict__.update(stats)
 
     def __getattr__(self, name: str) -> Any:
         # Only reached when normal lookup fails: a missing field is nil.

@@ -43,6 +43,10 @@ class IoTuneDevice:
     def changed(self) -> bool:
         return self.tune != vars(self.current)
 
+    def discard(self) -> None:
+        """Forget the limits chosen since ``current`` (an evaluation failed)."""
+        self.tune = dict(vars(self.current))
+
     def as_tunable(self) -> dict[str, Any]:
         """The shape VDSM's setIoTune takes for one device."""
         return {"name": self.name, "path": self.path, "ioTune": dict(self.tune)}

@@ -36,17 +36,22 @@ MAX_NAME_LENGTH = 255
 
 _INT32 = 2 ** 31
 
+
 def _is_string(value: Any) -> bool:
     return isinstance(value, str)
+
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
+
 def _is_nil(value: Any) -> bool:
     return value is None
 
+
 _KINDS: dict[str, Callable[[Any], bool]] = {
     "string": _is_string, "int": _is_int, "nil": _is_nil}
+
 
 @dataclass(frozen=True)
 class Param:
@@ -66,6 +71,7 @@ class Param:
                     f"not {value[:40]!r}")
         return None
 
+
 @dataclass(frozen=True)
 class Method:
     """One exported method as the RPC boundary knows it."""
@@ -84,6 +90,7 @@ class Method:
         """XML-RPC ``methodSignature``: one [return, arg...] list per type combination."""
         return [[self.returns, *combo]
                 for combo in itertools.product(*(p.kinds for p in self.params))]
+
 
 _TEXT = Param("text", ("string", "nil"))
 _NAME = Param("name", ("string",), is_name=True)
@@ -122,6 +129,7 @@ _SYSTEM: tuple[Method, ...] = (
 
 _TABLE: dict[str, Method] = {m.name: m for m in (*METHODS, *_SYSTEM)}
 
+
 def _kind_of(value: Any) -> str:
     if value is None:
         return "nil"
@@ -133,6 +141,7 @@ def _kind_of(value: Any) -> str:
         return "string"
     return {bytes: "base64", float: "double", list: "array", dict: "struct"}.get(
         type(value), type(value).__name__)
+
 
 def check_call(method: str, params: tuple[Any, ...]) -> Method:
     """The table entry for a call; xmlrpc Fault if the call is not acceptable."""
@@ -150,6 +159,7 @@ def check_call(method: str, params: tuple[Any, ...]) -> Method:
             raise xmlrpc.client.Fault(FAULT_BAD_PARAMS, f"{spec.signature()}: {problem}")
     return spec
 
+
 class _Marshaller(xmlrpc.client.Marshaller):
     """Counters beyond 32 bits are sent as ``<i8>`` (Python's client reads them)."""
 
@@ -161,15 +171,18 @@ class _Marshaller(xmlrpc.client.Marshaller):
 
     dispatch[int] = dump_int
 
+
 def encode_result(result: Any) -> bytes:
     """An XML-RPC methodResponse carrying ``result`` (nil and i8 allowed)."""
     body = _Marshaller("utf-8", allow_none=True).dumps((result,))
     text = f"<?xml version='1.0'?>\n<methodResponse>\n{body}</methodResponse>\n"
     return text.encode("utf-8", "xmlcharrefreplace")
 
+
 def encode_fault(code: int, message: str) -> bytes:
     return xmlrpc.client.dumps(xmlrpc.client.Fault(code, message), methodresponse=True,
                                allow_none=True).encode("utf-8", "xmlcharrefreplace")
+
 
 class Dispatcher:
     """Decodes an XML-RPC request, checks it against the table, calls the

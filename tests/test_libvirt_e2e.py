@@ -200,8 +200,6 @@ def _cgroup_dirs() -> set[str]:
         glob.glob("/sys/fs/cgroup/*/machine*/**/", recursive=True))
 
 
-
-
 @pytest.fixture(scope="module")
 def embed_root() -> Iterator[Path]:
     missing = _missing_prerequisite()

@@ -17,8 +17,6 @@ from mom.hypervisor.libvirt import LibvirtHypervisor  # noqa: E402
 URI = "test:///default"
 
 
-
-
 @pytest.fixture
 def domain():
     conn = libvirt.open(URI)

@@ -41,8 +41,6 @@ KSM_POLICY = """
 """
 
 
-
-
 def guest_stats(cur=2 * GiB, max_=4 * GiB, min_=GiB):
     return {"memory": {"mem_available": max_, "mem_unused": GiB // 2, "mem_free": GiB // 2,
                        "major_fault": 1, "minor_fault": 10, "swap_in": 0, "swap_out": 0,

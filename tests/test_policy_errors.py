@@ -64,10 +64,8 @@ def test_error_inside_a_function_points_at_the_failing_expression():
 
 
 def test_method_errors_become_policy_errors():
-    class Dev:
-        def setTotalBytesSec(self, value):
-            return int(value)
-    err = error_of("(dev.setTotalBytesSec 'lots')", dev=Dev())
+    from mom.iotune import IoTuneDevice
+    err = error_of("(dev.setTotalBytesSec 'lots')", dev=IoTuneDevice("vda", "/dev/vda"))
     assert "(dev.setTotalBytesSec \"lots\") failed: invalid literal" in str(err)
 
 

@@ -4,6 +4,7 @@ import logging
 import pytest
 
 from mom.entity import Entity
+from mom.iotune import IoTuneDevice
 from mom.policy import Evaluator, PolicyError
 
 
@@ -22,15 +23,14 @@ def fails(text, *fragments, **bindings):
     return info.value
 
 
-class Recorder:
-    """A bound object whose method records the order of calls."""
+def recorder():
+    """A function to bind, and the list of the values it was called with, in order."""
+    calls = []
 
-    def __init__(self):
-        self.calls = []
-
-    def hit(self, value):
-        self.calls.append(value)
+    def hit(value):
+        calls.append(value)
         return value
+    return hit, calls
 
 
 # -- Python value semantics -------------------------------------------------
@@ -82,10 +82,10 @@ def test_and_or_return_the_deciding_operand(text, value):
 
 @pytest.mark.parametrize("word", ["and", "or"])
 def test_and_or_evaluate_every_operand_no_short_circuit(word):
-    rec = Recorder()
+    hit, calls = recorder()
     first = 0 if word == "and" else 1          # would short-circuit in Python
-    run(f"({word} (r.hit {first}) (r.hit 2) (r.hit 3))", r=rec)
-    assert rec.calls == [first, 2, 3]
+    run(f"({word} (hit {first}) (hit 2) (hit 3))", hit=hit)
+    assert calls == [first, 2, 3]
 
 
 @pytest.mark.parametrize("word", ["and", "or"])
@@ -152,7 +152,8 @@ def test_defvar_in_a_function_scope_is_local_to_the_call():
 
 
 def test_defvar_needs_a_plain_name():
-    fails("(defvar Host.a 1)", "'defvar' needs a plain name", Host=object())
+    fails("(defvar Host.a 1)", "'defvar' needs a plain name",
+          Host=Entity({"name": "host"}, [{"a": 0}]))
 
 
 # -- set / setq -------------------------------------------------------------
@@ -172,9 +173,8 @@ def test_set_of_an_undefined_name_is_an_error():
 
 
 def test_set_of_a_dotted_name_is_an_error():
-    class Obj:
-        a = 0
-    fails("(set Host.a 1)", "'set' cannot assign to attribute 'Host.a'", Host=Obj())
+    fails("(set Host.a 1)", "'set' cannot assign to attribute 'Host.a'",
+          Host=Entity({"name": "host"}, [{"a": 0}]))
 
 
 # -- def / defun and calls --------------------------------------------------
@@ -282,10 +282,10 @@ def test_if_takes_exactly_three_parts():
 
 
 def test_if_runs_only_the_chosen_branch():
-    rec = Recorder()
-    assert run("(if 1 (r.hit 'then') (r.hit 'else'))", r=rec) == ["then"]
-    assert run("(if 0 (r.hit 'then2') (r.hit 'else2'))", r=rec) == ["else2"]
-    assert rec.calls == ["then", "else2"]
+    hit, calls = recorder()
+    assert run("(if 1 (hit 'then') (hit 'else'))", hit=hit) == ["then"]
+    assert run("(if 0 (hit 'then2') (hit 'else2'))", hit=hit) == ["else2"]
+    assert calls == ["then", "else2"]
 
 
 def test_if_with_not_condition():
@@ -303,9 +303,8 @@ def test_with_yields_the_list_of_body_results():
 
 
 def test_with_over_a_dotted_name():
-    class Guest:
-        io_tune = ["vda", "vdb"]
-    assert run('(with guest.io_tune dev (+ dev "!"))', guest=Guest()) == [["vda!", "vdb!"]]
+    guest = Entity({"name": "vm"}, [{"io_tune": ["vda", "vdb"]}])
+    assert run('(with guest.io_tune dev (+ dev "!"))', guest=guest) == [["vda!", "vdb!"]]
 
 
 def test_with_item_scope_is_new_for_each_element():
@@ -331,35 +330,30 @@ def test_with_needs_a_plain_item_name():
 
 
 # -- attributes and methods --------------------------------------------------
-def test_missing_attribute_reads_as_nil():
-    class Obj:
-        pass
-    assert run("o.nothing o.nothing.deeper", o=Obj()) == [None, None]
+# (what a policy may reach is tested in test_policy_sandbox.py)
+def test_an_attribute_that_is_not_declared_is_an_error():
+    e = Entity({"name": "vm"}, [{"x": 1}])
+    fails("o.nothing", "'o.nothing': no statistic 'nothing' is declared for vm", o=e)
 
 
 def test_method_calls():
-    rec = Recorder()
-    assert run("(r.hit 5) (r.hit (+ 1 1))", r=rec) == [5, 2]
-    assert rec.calls == [5, 2]
+    e = Entity({"name": "vm"}, [{}])
+    assert run('(e.Control "a" 5) (e.Control "b" (+ 1 1)) (e.GetControl "a")', e=e) == [5, 2, 5]
+    assert e.controls == {"a": 5, "b": 2}
 
 
 def test_nested_attributes_and_methods():
-    class Limits:
-        total_bytes_sec = 100
-
-    class Dev:
-        maximum = Limits()
-
-        def twice(self, v):
-            return 2 * v
-    assert run("dev.maximum.total_bytes_sec (dev.twice dev.maximum.total_bytes_sec)",
-               dev=Dev()) == [100, 200]
+    dev = IoTuneDevice("vda", "/dev/vda", maximum={"total_bytes_sec": 100})
+    assert run("dev.maximum.total_bytes_sec "
+               "(dev.setTotalBytesSec (* 2 dev.maximum.total_bytes_sec))", dev=dev) == [100, 200]
+    assert dev.tune["total_bytes_sec"] == 200
 
 
-def test_calling_a_missing_method_is_an_error():
-    class Obj:
-        pass
-    fails("(o.nothing 1)", "'o.nothing' is nil; it cannot be called", o=Obj())
+def test_calling_something_that_is_not_a_method_is_an_error():
+    e = Entity({"name": "vm"}, [{"x": 1}], fields={"x", "y"})
+    fails("(o.y 1)", "'o.y' is nil; it cannot be called", o=e)
+    fails("(o.x 1)", "'o.x' is a number, not a function; it cannot be called", o=e)
+    fails("(o.nothing 1)", "'o.nothing': no statistic 'nothing' is declared for vm", o=e)
 
 
 # -- name lookup for calls ---------------------------------------------------

@@ -82,10 +82,9 @@ def test_symbol_shapes(name):
 
 
 def test_dotted_symbol_reads_an_attribute():
-    class Obj:
-        balloon_cur = 1024
+    from mom.entity import Entity
     ev = Evaluator()
-    ev.bind("guest", Obj())
+    ev.bind("guest", Entity({"name": "vm"}, [{"balloon_cur": 1024}]))
     assert ev.run("guest.balloon_cur") == [1024]
 
 

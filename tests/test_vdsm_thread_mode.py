@@ -32,8 +32,6 @@ MiB = 1024
 INTERVAL = 0.05
 
 
-
-
 def write_conf(path: str, host: fakehost.FakeHost, **main: str) -> str:
     """VDSM's shipped thread-mode mom.conf, pointed at the fake host, the
     package's stock policies, and short intervals."""

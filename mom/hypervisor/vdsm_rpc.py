@@ -258,8 +258,8 @@ class VdsmRpcHypervisor(Hypervisor):
                     stats["iotune"] = self._iotune_section(info.id, entry)
             except Exception as err:    # one odd entry must not hide the others
                 self._once.fail((info.id, "convert"),
-                                  f"cannot read VDSM's stats of VM {info.id} "
-                                  f"({type(err).__name__}: {err}); it is skipped")
+                                f"cannot read VDSM's stats of VM {info.id} "
+                                f"({type(err).__name__}: {err}); it is skipped")
                 continue
             self._once.ok((info.id, "convert"))
             guests.append(PolledGuest(info, stats))

@@ -16,6 +16,8 @@ from mom.policy.compiler import compile_policy
 from mom.policy.dry_run import build_entities, dry_run
 from mom.policy.errors import PolicyError
 from mom.policy.evaluator import Evaluator
+from mom.policy.lint import guest_names, undeclared_fields
+from mom.policy.reader import Node, read
 from mom.policy.runtime import show
 
 
@@ -45,9 +47,11 @@ def _load_json(value: str) -> Any:
 
 def cmd_check(args: argparse.Namespace, out: TextIO) -> int:
     failed = False
+    checked: list[tuple[str, list[PolicyError], list[Node]]] = []
     for path in args.files:
         try:
-            program = compile_policy(_read(path), os.path.basename(path))
+            text = _read(path)
+            program = compile_policy(text, os.path.basename(path))
         except OSError as exc:
             print(f"{path}: cannot read: {exc.strerror or exc}", file=out)
             failed = True
@@ -60,7 +64,14 @@ def cmd_check(args: argparse.Namespace, out: TextIO) -> int:
             print(_where(path, error), file=out)
             failed = True
             continue
-        for warning in program.warnings:
+        # --strict also checks entity statistics, which needs the text's tree.
+        checked.append((path, program.warnings, read(text) if args.strict else []))
+    guests = set().union(*(guest_names(nodes) for _, _, nodes in checked))
+    for path, warnings, nodes in checked:
+        if args.strict:
+            warnings = sorted([*warnings, *undeclared_fields(nodes, guests)],
+                              key=lambda w: (w.line or 0, w.column or 0))
+        for warning in warnings:
             print(_where(path, warning).replace(": ", ": warning: ", 1), file=out)
             failed = failed or args.strict
     return 1 if failed else 0
@@ -157,7 +168,9 @@ def build_parser() -> argparse.ArgumentParser:
                                        "FILE:LINE:COL: message for each error and exit 1.")
     check.add_argument("files", nargs="+", metavar="FILE")
     check.add_argument("--strict", action="store_true",
-                       help="also fail on warnings (mistakes that only fail when run)")
+                       help="also fail on warnings (mistakes that only fail when run), "
+                            "and warn about entity statistics no built-in collector "
+                            "declares")
     check.set_defaults(func=cmd_check)
 
     for command, helptext in (("eval", "print the controls the policies choose, as JSON"),

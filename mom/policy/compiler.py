@@ -12,19 +12,27 @@ A mistake that the original engine only noticed when the code ran (a wrong
 number of arguments, ``set`` on a dotted name, an ``if`` without an else)
 still fails only when that code runs, so every policy the original engine
 accepted still loads.  The compiler records these mistakes as ``warnings``
-so ``mom-policy check`` can point them out early.
+so ``mom-policy check`` can point them out early.  A dotted name reaching
+for a name that starts with ``_`` is different: it can only be an attempt
+to leave the sandbox (:mod:`mom.policy.sandbox`), so the text is refused.
+
+Steps are counted (:mod:`mom.policy.budget`) at each top-level
+expression, each user-function call and each round of a ``with`` loop.
 """
 from __future__ import annotations
 
+from array import array
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from mom.entity import Entity
+from mom.policy.budget import check_text_size
 from mom.policy.builtins import BUILTINS, arguments
 from mom.policy.errors import PolicyError
 from mom.policy.reader import Form, Literal, Node, Symbol, read
-from mom.policy.runtime import (FRAME, FUNCS, MISSING, Code, Env, UserFunction,
-                                arity_text, close_frame, failure, show, suggest,
-                                variables)
+from mom.policy.runtime import (BUDGET, FRAME, FUNCS, MISSING, Code, Env, UserFunction,
+                                arity_text, close_frame, failure, suggest, variables)
+from mom.policy.sandbox import field_types, get_attribute, get_method, kind_of, method_table
 
 SPECIAL_FORMS = frozenset({"defvar", "set", "setq", "def", "defun", "let", "if", "with"})
 _BINDERS = frozenset({"defvar", "set", "setq"})
@@ -39,7 +47,10 @@ class Program:
                  shadowed: frozenset[str] = frozenset()) -> None:
         self.name = name
         self.text = text
-        self._steps = list(zip(code, nodes))
+        # Only the closures and where each top-level expression starts are
+        # kept, not the node tree: memory stays a few bytes per expression.
+        self._codes = code
+        self._places = array("q", [n for node in nodes for n in (node.line, node.col)])
         self.warnings = warnings
         #: Names of built-ins/special forms this text binds as variables.
         self.binds = binds
@@ -50,16 +61,23 @@ class Program:
         """Evaluate every top-level expression in order; their values."""
         results = []
         append = results.append
+        budget = env[BUDGET]
+        places = self._places
         try:
-            for code, node in self._steps:
+            for i, code in enumerate(self._codes):
+                budget.countdown -= 1
+                if budget.countdown < 0:
+                    budget.checkpoint(places[2 * i], places[2 * i + 1])
                 try:
                     append(code(env))
                 except PolicyError:
                     raise
                 except RecursionError:
-                    raise PolicyError("too much recursion", node.line, node.col) from None
+                    raise PolicyError("too much recursion", places[2 * i],
+                                      places[2 * i + 1]) from None
                 except Exception as exc:  # a bug of ours; still reported as the policy's error
-                    raise PolicyError(f"internal error: {exc!r}", node.line, node.col) from exc
+                    raise PolicyError(f"internal error: {exc!r}", places[2 * i],
+                                      places[2 * i + 1]) from exc
         except PolicyError as error:
             if error.policy is None:
                 error.policy = self.name
@@ -67,7 +85,7 @@ class Program:
         return results
 
     def __repr__(self) -> str:
-        return f"<Program {self.name or '?'}: {len(self._steps)} expressions>"
+        return f"<Program {self.name or '?'}: {len(self._codes)} expressions>"
 
 
 def compile_policy(text: str, name: str | None = None,
@@ -76,8 +94,10 @@ def compile_policy(text: str, name: str | None = None,
 
     ``bound`` lists names the caller binds before running (``Host``...):
     a built-in's name bound to a callable must win over the built-in.
+    A text over 1 MiB is refused before it is read.
     """
     try:
+        check_text_size(text)
         nodes = read(text)
         binds = _shadowed(nodes, ())
         shadowed = binds | _shadowed((), bound)
@@ -135,16 +155,18 @@ def _has_defvar(nodes: Iterable[Node]) -> bool:
 
     Only a scope whose body has one needs a frame (a record of what the
     scope defined); counting nested scopes' ``defvar`` too errs on the
-    safe side.
+    safe side.  Each form remembers its answer, so nested scopes cost
+    one walk of the text in all, not one per scope.
     """
-    stack = list(nodes)
-    while stack:
-        node = stack.pop()
-        if isinstance(node, Form):
-            stack.extend(node.items)
-        elif isinstance(node, Symbol) and node.name == "defvar":
-            return True
-    return False
+    return any(_node_has_defvar(node) for node in nodes)
+
+
+def _node_has_defvar(node: Node) -> bool:
+    if isinstance(node, Form):           # nesting depth is bounded by the reader
+        if node.defvar is None:
+            node.defvar = any(_node_has_defvar(item) for item in node.items)
+        return node.defvar
+    return isinstance(node, Symbol) and node.name == "defvar"
 
 
 def _sequence(codes: list[Code]) -> Code:
@@ -160,6 +182,19 @@ def _sequence(codes: list[Code]) -> Code:
             code(env)
         return last(env)
     return sequence
+
+
+def check_attributes(node: Symbol) -> None:
+    """Refuse a dotted name reaching for a name that starts with ``_``.
+
+    No attribute a policy may use starts with ``_`` (see
+    mom.policy.sandbox), so such a name is refused when the text is
+    compiled, wherever it appears, even in code that never runs.
+    """
+    for part in node.parts[1:]:
+        if part.startswith("_"):
+            raise PolicyError(f"'{node.name}': '{part}' cannot be used in a policy", node.line,
+                              node.col, hint="names starting with '_' are not accessible")
 
 
 def _undefined(name: str, env: Env, line: int, col: int) -> PolicyError:
@@ -181,6 +216,7 @@ class _Compiler:
     def __init__(self, shadowed: frozenset[str]) -> None:
         self.shadowed = shadowed
         self.warnings: list[PolicyError] = []
+        self.constants: dict[tuple[type, Any], Code] = {}   # one closure per constant
         self.special: dict[str, Callable[[Form], Code]] = {
             "defvar": self.c_defvar, "set": self.c_set, "setq": self.c_set,
             "def": self.c_def, "defun": self.c_def, "let": self.c_let,
@@ -213,7 +249,13 @@ class _Compiler:
     def compile(self, node: Node) -> Code:
         if isinstance(node, Literal):
             value = node.value
-            return lambda env: value
+            if type(value) is float:     # 0.0 == -0.0: not a key
+                return lambda env: value
+            key = (type(value), value)
+            code = self.constants.get(key)
+            if code is None:
+                code = self.constants[key] = lambda env: value
+            return code
         if isinstance(node, Symbol):
             return self.c_symbol(node)
         if node.is_block:
@@ -221,8 +263,10 @@ class _Compiler:
         return self.c_form(node)
 
     def c_symbol(self, node: Symbol) -> Code:
-        """A variable, or attributes of one (a missing attribute is nil)."""
-        name, attrs, line, col = node.parts[0], node.parts[1:], node.line, node.col
+        """A variable, or attributes of one, as the sandbox table allows them."""
+        check_attributes(node)
+        parts, line, col = node.parts, node.line, node.col
+        name, attrs = parts[0], parts[1:]
 
         def variable(env):
             try:
@@ -231,30 +275,58 @@ class _Compiler:
                 raise _undefined(name, env, line, col) from None
         if not attrs:
             return variable
+        # Each attribute is read inline when the object is an entity and the
+        # attribute one of its statistics (the usual case), or when it is a
+        # fixed field of the object's type (dev.maximum); the sandbox
+        # decides everything else, errors included.
         if len(attrs) == 1:            # guest.balloon_cur: the most common read of all
             (attr,) = attrs
+            fixed = field_types(attr)
 
             def attribute(env):
                 try:
                     obj = env[name]
                 except KeyError:
                     raise _undefined(name, env, line, col) from None
-                try:
-                    return getattr(obj, attr, None)
-                except Exception as exc:
-                    raise failure(node.name, (), exc, line, col) from exc
+                if type(obj) is Entity:
+                    try:
+                        return obj._stats[attr]
+                    except KeyError:
+                        pass                        # not a statistic: the sandbox says why
+                elif type(obj) in fixed:
+                    return getattr(obj, attr)
+                return get_attribute(obj, parts, 1, line, col)
             return attribute
+        if len(attrs) == 2:            # dev.maximum.total_bytes_sec
+            first, second = attrs
+            fixed1, fixed2 = field_types(first), field_types(second)
+
+            def attribute2(env):
+                try:
+                    obj = env[name]
+                except KeyError:
+                    raise _undefined(name, env, line, col) from None
+                if type(obj) in fixed1:
+                    obj = getattr(obj, first)
+                else:
+                    obj = get_attribute(obj, parts, 1, line, col)
+                if type(obj) in fixed2:
+                    return getattr(obj, second)
+                return get_attribute(obj, parts, 2, line, col)
+            return attribute2
+        chain = [(depth, parts[depth], field_types(parts[depth]))
+                 for depth in range(1, len(parts))]
 
         def attributes(env):
             try:
                 obj = env[name]
             except KeyError:
                 raise _undefined(name, env, line, col) from None
-            try:
-                for attr in attrs:
-                    obj = getattr(obj, attr, None)
-            except Exception as exc:
-                raise failure(node.name, (), exc, line, col) from exc
+            for depth, attr, fixed in chain:
+                if type(obj) in fixed:
+                    obj = getattr(obj, attr)
+                else:
+                    obj = get_attribute(obj, parts, depth, line, col)
             return obj
         return attributes
 
@@ -294,19 +366,48 @@ class _Compiler:
 
     def c_method_call(self, form: Form, head: Symbol) -> Code:
         """``(obj.method args...)``: call a method of a bound object."""
-        name, method, line, col = head.name, head.parts[-1], form.line, form.col
+        check_attributes(head)
+        name, parts, line, col = head.name, head.parts, form.line, form.col
         target = self.compile(Symbol(".".join(head.parts[:-1]), head.line, head.col))
-        args = arguments(self.compile_all(form.items[1:]))
+        codes = self.compile_all(form.items[1:])
+        offered = method_table(parts[-1]).get     # type -> function, for this name
+        if len(codes) == 1:                       # (dev.setTotalBytesSec v), (e.Stat "f")
+            (a,) = codes
+
+            def method_call1(env):
+                obj = target(env)
+                value = a(env)
+                fn = offered(type(obj)) or get_method(obj, parts, line, col)
+                try:
+                    return fn(obj, value)
+                except PolicyError:
+                    raise
+                except Exception as exc:
+                    raise failure(name, (value,), exc, line, col) from exc
+            return method_call1
+        if len(codes) == 2:                       # (guest.Control "k" v)
+            a, b = codes
+
+            def method_call2(env):
+                obj = target(env)
+                x = a(env)
+                y = b(env)
+                fn = offered(type(obj)) or get_method(obj, parts, line, col)
+                try:
+                    return fn(obj, x, y)
+                except PolicyError:
+                    raise
+                except Exception as exc:
+                    raise failure(name, (x, y), exc, line, col) from exc
+            return method_call2
+        args = arguments(codes)
 
         def method_call(env):
             obj = target(env)
             values = args(env)
-            fn = getattr(obj, method, None)
-            if not callable(fn):
-                what = "nil" if fn is None else f"{show(fn)}, not a function"
-                raise PolicyError(f"'{name}' is {what}; it cannot be called", line, col)
+            fn = offered(type(obj)) or get_method(obj, parts, line, col)
             try:
-                return fn(*values)
+                return fn(obj, *values)
             except PolicyError:
                 raise
             except Exception as exc:
@@ -325,6 +426,10 @@ class _Compiler:
 
         def call(env):
             values = args(env)
+            budget = env[BUDGET]
+            budget.countdown -= 1
+            if budget.countdown < 0:
+                budget.checkpoint(line, col)
             fn = env.get(name)
             if fn is not None and callable(fn):
                 return _call_python(fn, name, values, line, col)
@@ -477,18 +582,19 @@ class _Compiler:
 
         def with_(env):
             seq = sequence(env)
-            try:
-                iterator = iter(seq)
-            except TypeError:
-                raise PolicyError(f"'with' needs a list, but {described} is "
-                                  f"{'nil' if seq is None else type(seq).__name__}",
-                                  line, col) from None
+            if type(seq) is not list and type(seq) is not str:
+                raise PolicyError(f"'with' needs a list, but {described} is {kind_of(seq)}",
+                                  line, col)
+            budget = env[BUDGET]
             outer = env[FRAME]
             old = env.get(item, MISSING)
             results = []
             frame = {item: old}
             try:
-                for element in iterator:
+                for element in seq:
+                    budget.countdown -= 1
+                    if budget.countdown < 0:
+                        budget.checkpoint(line, col)
                     if needs_frame:
                         env[FRAME] = frame = {item: old}      # a new scope for each element
                     env[item] = element

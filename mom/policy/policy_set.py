@@ -15,6 +15,9 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
+from mom.iotune import IoTuneDevice
+from mom.policy.budget import (DEFAULT_MAX_SECONDS, DEFAULT_MAX_STEPS, MAX_POLICY_BYTES, Budget,
+                               check_limits)
 from mom.policy.compiler import Program, compile_policy
 from mom.policy.errors import PolicyError
 from mom.policy.runtime import new_env
@@ -32,10 +35,12 @@ class NotAPolicyFile(PolicyError):
 
 
 def read_policy_file(path: str, name: str) -> str:
-    """A policy file's text; PolicyError (naming the policy) when unreadable.
+    """A policy file's text; PolicyError (naming the policy) when unreadable
+    or over 1 MiB.
 
     Opened without blocking and checked to be a regular file first, so a
-    FIFO or device named ``x.policy`` cannot hang MOM's start-up.
+    FIFO or device named ``x.policy`` cannot hang MOM's start-up; at most
+    one byte more than the limit is read, whatever the file's size.
     """
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
@@ -44,8 +49,12 @@ def read_policy_file(path: str, name: str) -> str:
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise NotAPolicyFile(f"{path} is not a regular file", policy=name)
-        with os.fdopen(fd, encoding="utf-8", closefd=False) as f:
-            return f.read()
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            data = f.read(MAX_POLICY_BYTES + 1)
+        if len(data) > MAX_POLICY_BYTES:
+            raise PolicyError(f"{path} is too large: more than {MAX_POLICY_BYTES} bytes "
+                              "(1 MiB, the limit for a policy)", policy=name)
+        return data.decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise PolicyError(f"cannot read {path}: {exc}", policy=name) from exc
     finally:
@@ -61,9 +70,17 @@ def file_error(path: str, error: PolicyError) -> str:
 
 
 class PolicySet:
-    """Named policy texts, compiled, evaluated in sorted-name order."""
+    """Named policy texts, compiled, evaluated in sorted-name order.
 
-    def __init__(self, policies: Mapping[str, str] | None = None) -> None:
+    Each evaluation may take at most ``max_steps`` steps and
+    ``max_seconds`` seconds (see mom.policy.budget); ValueError if either
+    is not a positive number.
+    """
+
+    def __init__(self, policies: Mapping[str, str] | None = None, *,
+                 max_steps: int = DEFAULT_MAX_STEPS,
+                 max_seconds: float = DEFAULT_MAX_SECONDS) -> None:
+        self.max_steps, self.max_seconds = check_limits(max_steps, max_seconds)
         self._lock = threading.RLock()
         self._programs: dict[str, Program] = {}
         self._ordered: tuple[Program, ...] = ()
@@ -187,14 +204,30 @@ class PolicySet:
     def evaluate(self, host: Any, guests: list[Any]) -> list[Any]:
         """One cycle: a fresh global scope with ``Host`` and ``Guests``, every policy in order.
 
-        Raises PolicyError (with ``.policy``) on the first run-time error;
-        the controls set before it must then be ignored by the caller.
+        Raises PolicyError (with ``.policy``) on the first run-time error,
+        including running out of the step or time budget; the controls set
+        before it must then be ignored by the caller.  Disk limits chosen
+        before the error are discarded here: the disks outlive the cycle
+        (they belong to the latest sample), the entities do not.
         """
         programs = self._ordered
-        env = new_env()
+        env = new_env(Budget(self.max_steps, self.max_seconds))
         env["Host"] = host
-        env["Guests"] = guests
+        env["Guests"] = guests = list(guests)   # a list whatever the caller holds them in
         results: list[Any] = []
-        for program in programs:
-            results.extend(program.run(env))
+        try:
+            for program in programs:
+                results.extend(program.run(env))
+        except PolicyError:
+            _discard_disk_limits(guests)
+            raise
         return results
+
+
+def _discard_disk_limits(guests: list[Any]) -> None:
+    for guest in guests:
+        devices = getattr(guest, "io_tune", None)
+        if isinstance(devices, list):
+            for device in devices:
+                if isinstance(device, IoTuneDevice):
+                    device.discard()

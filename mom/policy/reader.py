@@ -49,9 +49,21 @@ class Node:
     col: int
 
     def source(self, limit: int = 40) -> str:
-        """The node written back as policy text, shortened for messages."""
-        text = self._text()
+        """The node written back as policy text, shortened for messages.
+
+        Only as much of the tree is visited as is shown, so the cost does
+        not grow with the size of the node.
+        """
+        parts: list[str] = []
+        self._write(parts, limit + 1)
+        text = "".join(parts)
         return text if len(text) <= limit else text[:limit] + "..."
+
+    def _write(self, parts: list[str], room: int) -> int:
+        """Append this node's text to ``parts`` until ``room`` is used; room left."""
+        text = self._text()
+        parts.append(text)
+        return room - len(text)
 
     def _text(self) -> str:
         raise NotImplementedError
@@ -94,10 +106,11 @@ class Symbol(Node):
 
 class Form(Node):
     """A bracketed group: ``( )`` and ``[ ]`` are calls, ``{ }`` a block."""
-    __slots__ = ("items", "bracket")
+    __slots__ = ("items", "bracket", "defvar")
 
     def __init__(self, items: tuple[Node, ...], bracket: str, line: int, col: int) -> None:
         self.items, self.bracket, self.line, self.col = items, bracket, line, col
+        self.defvar: bool | None = None     # holds a defvar? (the compiler's cache)
 
     @property
     def is_block(self) -> bool:
@@ -106,6 +119,19 @@ class Form(Node):
     def _text(self) -> str:
         inner = " ".join(item._text() for item in self.items)
         return "{" + inner + "}" if self.is_block else "(" + inner + ")"
+
+    def _write(self, parts: list[str], room: int) -> int:
+        parts.append("{" if self.is_block else "(")
+        room -= 1
+        for i, item in enumerate(self.items):
+            if room <= 0:
+                return room
+            if i:
+                parts.append(" ")
+                room -= 1
+            room = item._write(parts, room)
+        parts.append("}" if self.is_block else ")")
+        return room - 1
 
     def __repr__(self) -> str:
         return f"Form({self.bracket!r}, {list(self.items)!r})"

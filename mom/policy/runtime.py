@@ -10,9 +10,10 @@ have this name?", which ``defvar`` needs.  A scope whose body holds no
 ``defvar`` can never be asked, so function calls and ``with`` loops skip
 the frame there and only put back the names they bound themselves.
 
-Two keys in the environment are not variables (a space can never appear
-in a symbol): ``FRAME`` holds the innermost frame (None at global scope)
-and ``FUNCS`` the user functions defined with ``def``.
+Three keys in the environment are not variables (a space can never appear
+in a symbol): ``FRAME`` holds the innermost frame (None at global scope),
+``FUNCS`` the user functions defined with ``def`` and ``BUDGET`` what the
+evaluation may still spend (:mod:`mom.policy.budget`).
 """
 from __future__ import annotations
 
@@ -20,10 +21,13 @@ import difflib
 from collections.abc import Callable, Iterable, Sized
 from typing import Any
 
+from mom.policy.budget import Budget
 from mom.policy.errors import PolicyError
 
 FRAME = " frame"
 FUNCS = " funcs"
+BUDGET = " budget"
+_HIDDEN = (FRAME, FUNCS, BUDGET)
 
 #: Saved in a frame for a name that was not visible before the scope.
 MISSING: Any = object()
@@ -32,9 +36,9 @@ Env = dict[str, Any]
 Code = Callable[[Env], Any]     # a compiled expression
 
 
-def new_env() -> Env:
-    """A fresh global scope: no variables, no user functions."""
-    return {FRAME: None, FUNCS: {}}
+def new_env(budget: Budget | None = None) -> Env:
+    """A fresh global scope: no variables, no user functions, a full budget."""
+    return {FRAME: None, FUNCS: {}, BUDGET: budget or Budget()}
 
 
 def put_back(env: Env, name: str, old: Any) -> None:
@@ -56,7 +60,7 @@ def close_frame(env: Env, frame: dict[str, Any], outer: dict[str, Any] | None) -
 
 
 def variables(env: Env) -> Iterable[str]:
-    return (k for k in env if k not in (FRAME, FUNCS))
+    return (k for k in env if k not in _HIDDEN)
 
 
 class UserFunction:
@@ -127,17 +131,43 @@ def _scope(params: tuple[str, ...], body: Code,
 
 
 def show(value: Any, limit: int = 40) -> str:
-    """A value as a policy author would write it, shortened for messages."""
+    """A value as a policy author would write it, shortened for messages.
+
+    Never costs more than ``limit``: a list is written only as far as it is
+    shown (a policy can build lists that are huge, deep, or share parts so
+    that writing them out in full would never end).
+    """
+    parts: list[str] = []
+    _write(value, parts, limit + 1)
+    text = "".join(parts)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _write(value: Any, parts: list[str], room: int) -> int:
+    """Append ``value``'s text to ``parts``, stopping past ``room`` characters; room left."""
+    if type(value) is list:
+        parts.append("[")
+        room -= 1
+        for i, item in enumerate(value):
+            if room <= 0:
+                return room
+            if i:
+                parts.append(", ")
+                room -= 2
+            room = _write(item, parts, room)
+        parts.append("]")
+        return room - 1
     if value is None:
         text = "nil"
     elif isinstance(value, str):
-        text = '"' + value + '"'
+        text = '"' + value[:max(room, 0)] + '"'
     else:
         try:
             text = repr(value)
-        except Exception:  # a broken __repr__ must not hide the real error
+        except Exception:  # a broken __repr__, or an int too long to print
             text = f"<{type(value).__name__}>"
-    return text if len(text) <= limit else text[:limit] + "..."
+    parts.append(text)
+    return room - len(text)
 
 
 def is_empty(value: Any) -> bool:

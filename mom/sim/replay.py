@@ -34,6 +34,7 @@ from typing import Any, TextIO
 from mom.entity import Entity
 from mom.plotter import HOST_NAME, Aligned, PlotDataError, Recording, read_plot_dir
 from mom.policy import PolicyError, PolicySet
+from mom.policy.known import known_fields
 
 #: MOM's default ``[main] sample-history-length``.
 DEFAULT_HISTORY_LENGTH = 10
@@ -120,11 +121,15 @@ def replay(recording: Recording, policies: Mapping[str, str],
         names = [name for name, timed in guests.items()
                  if timed.upto(time) and (time in recorded.get(name, {})
                                           or timed.current(time, host.interval))]
-        entities = [Entity({"name": HOST_NAME}, host_history, recording.host.fields,
+        # every statistic MOM declares, as a MOM with the built-in
+        # collectors had: a recording holds only those that had values
+        entities = [Entity({"name": HOST_NAME}, host_history,
+                           known_fields("host") | set(recording.host.fields),
                            variables.setdefault(HOST_NAME, {}))]
         for name in names:
             entities.append(Entity({"name": name}, guests[name].history(time, history_length),
-                                   guests[name].series.fields, variables.setdefault(name, {})))
+                                   known_fields("guest") | set(guests[name].series.fields),
+                                   variables.setdefault(name, {})))
         error = None
         try:
             policy_set.evaluate(entities[0], entities[1:])
