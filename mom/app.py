@@ -66,7 +66,8 @@ class MOM:
         self._work_done = threading.Event()      # the cycle loop has ended
         self._rpc: RpcServer | None = None
 
-        self.policies = PolicySet()
+        self.policies = PolicySet(max_steps=self.settings.policy_max_steps,
+                                  max_seconds=self.settings.policy_max_seconds)
         self._load_policies()
 
         settings = self.settings

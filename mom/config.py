@@ -38,8 +38,9 @@ DEFAULTS: dict[str, dict[str, str]] = {
         "rpc-socket-group": "",
         "policy": "",
         "policy-dir": "",
-        # What one policy evaluation may spend before it is stopped.
-        "policy-max-steps": "5000000",
+        # What one policy evaluation may spend before it is stopped
+        # (mom.policy.budget's defaults: far above 2,000 guests' needs).
+        "policy-max-steps": "2000000",
         "policy-max-seconds": "5",
         # Upstream ran one thread per guest when this was true.  MOM has a
         # fixed set of threads whatever it says; the key is accepted so that

@@ -7,6 +7,7 @@ import logging
 import os
 import sys
 import threading
+import time
 
 import pytest
 
@@ -149,3 +150,26 @@ def test_system_exit_from_a_collector_is_caught_and_reported(host, caplog, monke
     instance.cycle.run(5.0)
     assert instance.getActiveGuests() == ["vm1"]
     assert instance.getStatistics()["guests"]["vm1"]["probe"] == 1
+
+
+RUNAWAY = '(with (* "a" 100000) x { (with (* "a" 100000) y 0) 0 })'
+
+
+def test_a_runaway_policy_is_stopped_within_the_configured_budget(host, caplog):
+    vm = fakevdsm.FakeVdsm().add_vm(name="vm1")
+    api, supervdsm = stub_vdsm({"statsList": [vm.stats()]})
+    instance = mom.MOM("", conf(host, policy_max_seconds="0.3"),
+                       hypervisor=vdsm.VdsmHypervisor(api, supervdsm, iotune=False))
+    assert instance.setPolicy(RUNAWAY) is True        # it parses; it runs away
+    started = time.monotonic()
+    instance.cycle.run(0.0)
+    assert time.monotonic() - started < 2.0
+    assert "policy evaluation failed" in caplog.text and "50_main_" in caplog.text
+    # the next cycle runs (and is stopped) again: MOM is not stuck in it
+    instance.cycle.run(10.0)
+    assert instance.policy_engine.evaluations == 0
+
+
+def test_policy_budgets_are_checked_config_values(host):
+    with pytest.raises(mom.ConfigError, match="policy-max-steps"):
+        mom.MOM("", conf(host, policy_max_steps="0"))
