@@ -106,10 +106,14 @@ class Cycle:
             raise
         except BaseException as err:       # SystemExit from a library included
             expected = isinstance(err, HypervisorError)
+            # A back-end that logged the failure itself (VDSM unreachable)
+            # is not repeated at WARNING: one line per outage.
+            reported = getattr(err, "reported", False)
             self._problems.fail("poll", (
                 f"hypervisor {self.hypervisor.name} poll failed: "
                 f"{type(err).__name__}: {err}; nothing is evaluated or applied until "
                 "it answers (retried every cycle)"),
+                level=logging.DEBUG if reported else logging.WARNING,
                 exc_info=None if expected else err, summary=type(err).__name__)
             return None
         self._problems.ok("poll", f"hypervisor {self.hypervisor.name} answers again")
