@@ -25,11 +25,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-
 from fake_vdsm_server import FakeVdsmServer, fakevdsm, make_pki
 from waiting import wait_for
 
-import fakehost  # noqa: E402  (tests/fake_vdsm, put on sys.path by fake_vdsm_server)
 import vdsm_plugin
 from mom import config as mom_config
 from mom import hypervisor, rpc
@@ -37,6 +35,12 @@ from mom.hypervisor.base import HypervisorError
 from vdsm_plugin import momif
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FAKE_DIR = os.path.join(ROOT, "tests", "fake_vdsm")
+if FAKE_DIR not in sys.path:
+    sys.path.insert(0, FAKE_DIR)
+
+import fakehost  # the fake host's /proc and /sys (tests/fake_vdsm)
+
 GiB = 1024 * 1024            # in KiB
 MiB = 1024
 #: Every interval of both shipped confs, shortened alike.
@@ -121,7 +125,7 @@ def test_momd_accepts_the_shipped_conf_as_mom_vdsm_service_runs_it() -> None:
         [sys.executable, "-m", "mom", "--check-config",
          "-c", vdsm_plugin.data_path(vdsm_plugin.PROCESS_CONF),
          "-P", vdsm_plugin.data_path(vdsm_plugin.POLICY_DIR)],
-        cwd=ROOT, capture_output=True, text=True, timeout=20)
+        cwd=ROOT, capture_output=True, text=True, timeout=20, check=False)
     assert (out.returncode, out.stderr) == (0, "")
     assert out.stdout.startswith("configuration OK")
 
