@@ -70,6 +70,8 @@ DEFAULTS: dict[str, dict[str, str]] = {
         "host": "127.0.0.1",
         "port": "54321",
         "request-timeout": "10",
+        # Longest wait between attempts to reach VDSM (waits start at 1 s, doubling).
+        "max-retry-interval": "60",
         # Empty: follow VDSM's own vdsm.conf ([vars] ssl, true when absent).
         "ssl": "",
     },
@@ -220,6 +222,7 @@ class VdsmSettings:
     port: int
     request_timeout: float
     ssl: bool | None          # None: not set in mom.conf, follow vdsm.conf
+    max_retry_interval: float = 60.0
 
     def pki_path(self, name: str) -> str:
         """A key/cert file name resolved against pki-dir."""
@@ -278,7 +281,9 @@ def _settings(config: configparser.ConfigParser) -> Settings:
         port=_require(config, "vdsm", "port", _port, "a port number (1-65535)"),
         request_timeout=_require(config, "vdsm", "request-timeout", _seconds,
                                  "a number of seconds"),
-        ssl=_require(config, "vdsm", "ssl", _boolean, "true or false") if ssl else None)
+        ssl=_require(config, "vdsm", "ssl", _boolean, "true or false") if ssl else None,
+        max_retry_interval=_require(config, "vdsm", "max-retry-interval", _seconds,
+                                    "a number of seconds"))
     settings = Settings(
         intervals=intervals,
         hypervisor_interface=text("main", "hypervisor-interface"),

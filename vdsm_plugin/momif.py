@@ -45,7 +45,7 @@ DEFAULT_MODE = "process"
 MODES = ("process", "thread")
 DEFAULT_CONF = "/etc/vdsm/mom.conf"
 DEFAULT_TUNING_POLICY = "01-parameters"
-DEFAULT_SOCKET = "/var/run/vdsm/mom-vdsm.sock"
+DEFAULT_SOCKET = "/run/vdsm/mom-vdsm.sock"
 DEFAULT_TIMEOUT = 10.0
 #: How long stop() takes at most (thread mode), even while a VDSM call hangs.
 STOP_TIMEOUT = 4.0

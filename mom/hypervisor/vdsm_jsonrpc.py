@@ -21,7 +21,7 @@ from mom.hypervisor.vdsm_link import VDSM_CONF
 from mom.hypervisor.base import HypervisorError
 from mom.hypervisor.vdsm_rpc import (
     IOTUNE_RETRY, IoTuneInfo, VdsmRpcHypervisor, VdsmUnreachable, as_list,
-    endpoint_from_settings, wants_iotune)
+    backoff, endpoint_from_settings, wants_iotune)
 
 if TYPE_CHECKING:
     from mom.config import Settings
@@ -96,4 +96,5 @@ def create(settings: Settings, *,
            vdsm_conf: str = VDSM_CONF) -> VdsmJsonRpcHypervisor:
     """Build the back-end from mom.conf (``[vdsm]``, ``[guest] collectors``)."""
     return VdsmJsonRpcHypervisor(endpoint_from_settings(settings, vdsm_conf),
-                                 iotune=wants_iotune(settings))
+                                 iotune=wants_iotune(settings),
+                                 **backoff(settings))

@@ -61,6 +61,7 @@ IOTUNE_RETRY = 60.0
 class VdsmUnreachable(HypervisorError):
     """No connection to VDSM (already logged once by the back-end)."""
 
+    #: Callers need not log it again (the cycle logs it at DEBUG).
     logged = True
 
 
@@ -355,6 +356,13 @@ def endpoint_from_settings(settings: Settings,
                     cert_file=vdsm.pki_path(vdsm.cert_file),
                     ca_file=vdsm.pki_path(vdsm.ca_cert_file),
                     timeout=vdsm.request_timeout)
+
+
+def backoff(settings: Settings) -> dict[str, float]:
+    """Waits between attempts to reach VDSM: 1 s doubling up to ``[vdsm]
+    max-retry-interval`` (60 s by default)."""
+    longest = settings.vdsm.max_retry_interval
+    return {"backoff_initial": min(1.0, longest), "backoff_max": longest}
 
 
 def wants_iotune(settings: Settings) -> bool:

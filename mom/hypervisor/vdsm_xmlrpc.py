@@ -18,8 +18,8 @@ from mom.hypervisor.base import GuestGoneError, HypervisorError
 from mom.hypervisor.vdsm import reply_list, reply_status
 from mom.hypervisor.vdsm_link import VDSM_CONF, RemoteError
 from mom.hypervisor.vdsm_rpc import (
-    IOTUNE_RETRY, IoTuneInfo, VdsmRpcHypervisor, VdsmUnreachable, endpoint_from_settings,
-    wants_iotune)
+    IOTUNE_RETRY, IoTuneInfo, VdsmRpcHypervisor, VdsmUnreachable, backoff,
+    endpoint_from_settings, wants_iotune)
 from mom.hypervisor.xmlrpc_client import XmlRpcClient
 
 if TYPE_CHECKING:
@@ -95,4 +95,5 @@ def create(settings: Settings, *,
            vdsm_conf: str = VDSM_CONF) -> VdsmXmlRpcHypervisor:
     """Build the back-end from mom.conf (``[vdsm]``, ``[guest] collectors``)."""
     return VdsmXmlRpcHypervisor(endpoint_from_settings(settings, vdsm_conf),
-                                iotune=wants_iotune(settings))
+                                iotune=wants_iotune(settings),
+                                **backoff(settings))
