@@ -236,6 +236,10 @@ class MOM:
         return {"host": _plain(host),
                 "guests": {name: _plain(sample) for name, sample in guests.items()}}
 
+    def getHostStatistics(self) -> dict[str, Any]:
+        """The host's latest sample (VDSM's getKsmStats needs only this)."""
+        return _plain(self.host_monitor.latest() or {})
+
     def getActiveGuests(self) -> list[str]:
         """Guests whose statistics are fresh enough to be acted on."""
         if self._state == "running":

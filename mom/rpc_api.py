@@ -99,6 +99,9 @@ METHODS: tuple[Method, ...] = (
     Method("ping", (), "boolean", "True when MOM answers."),
     Method("getStatistics", (), "struct",
            "The latest samples: {'host': {field: value}, 'guests': {name: {field: value}}}."),
+    Method("getHostStatistics", (), "struct",
+           "The host's latest sample only ({field: value}): what VDSM's host "
+           "statistics need, without every guest's samples."),
     Method("getActiveGuests", (), "array", "Names of the guests MOM manages now."),
     Method("setPolicy", (_TEXT,), "boolean",
            "Replace the default policy (50_main_) with text; nil removes it. "

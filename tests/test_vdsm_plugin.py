@@ -6,6 +6,7 @@ import logging
 import os
 import tempfile
 import threading
+import xmlrpc.client
 import time
 from typing import Any
 
@@ -102,6 +103,9 @@ class StubMOM:
 
     def getStatistics(self) -> dict[str, Any]:
         return {"host": dict(self.host), "guests": {}}
+
+    def getHostStatistics(self) -> dict[str, Any]:
+        return dict(self.host)
 
 
 def test_create_mom_thread_mode_runs_a_thread_named_mom() -> None:
@@ -357,3 +361,63 @@ def test_parameters_written_by_the_front_switch_the_stock_policies(enabled: bool
     result = dry_run(policies, host, [guest])
     assert ("balloon_target" in result["guests"][0]) is enabled
     assert result["host"]["ksm_run"] == 0                    # ksmEnabled False
+
+
+class Recording(StubServed):
+    """Records which statistics call reached MOM."""
+
+    def __init__(self, conf: str, hypervisor: Any = None) -> None:
+        super().__init__(conf, hypervisor)
+        self.asked: list[str] = []
+
+    def getStatistics(self) -> dict[str, Any]:
+        self.asked.append("getStatistics")
+        return super().getStatistics()
+
+    def getHostStatistics(self) -> dict[str, Any]:
+        self.asked.append("getHostStatistics")
+        return super().getHostStatistics()
+
+
+def test_process_mode_ksm_stats_ask_for_the_host_sample_only() -> None:
+    from mom.rpc import RpcServer
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "mom-vdsm.sock")
+        served = Recording("")
+        served.host = {"ksm_run": 1, "ksm_pages_to_scan": 64, "ksm_pages_sharing": 0,
+                       "ksmd_cpu_usage": 3}
+        server = RpcServer(served, path)
+        server.start()
+        front = momif.create_mom({"mom": {"mode": "process", "socket": path}})
+        try:
+            for _ in range(3):
+                assert front.getKsmStats()["ksmCpu"] == 3
+            # every guest's samples stay in MOM: VDSM parses only the host's
+            assert served.asked == ["getHostStatistics"] * 3
+        finally:
+            front.stop()
+            server.stop()
+
+
+def test_process_mode_falls_back_for_a_mom_without_get_host_statistics(
+        caplog: pytest.LogCaptureFixture) -> None:
+    class OlderMom:
+        """An older MOM's proxy: no getHostStatistics."""
+        asked: list[str] = []
+
+        def getHostStatistics(self) -> dict[str, Any]:
+            raise xmlrpc.client.Fault(-32601, "method 'getHostStatistics' is not supported")
+
+        def getStatistics(self) -> dict[str, Any]:
+            self.asked.append("getStatistics")
+            return {"host": {"ksm_run": 0, "ksm_pages_to_scan": 64, "ksm_pages_sharing": 0,
+                             "ksmd_cpu_usage": 0}, "guests": {}}
+
+    front = momif.create_mom({"mom": {"mode": "process", "socket": "/nonexistent.sock"}})
+    front._proxy = OlderMom()
+    caplog.set_level(logging.INFO, logger="vdsm.mom")
+    assert front.getKsmStats()["ksmState"] is False
+    assert front.getKsmStats()["ksmPages"] == 64
+    assert OlderMom.asked == ["getStatistics", "getStatistics"]
+    assert caplog.text.count("has no getHostStatistics") == 1

@@ -154,7 +154,9 @@ class MomFront:
         self._problems = Conditions(log)
 
     # -- to be provided ---------------------------------------------------
-    def _statistics(self) -> dict[str, Any] | None:
+    def _host_statistics(self) -> dict[str, Any] | None:
+        """MOM's latest host sample ({} before the first), None when MOM
+        cannot be asked."""
         raise NotImplementedError
 
     def _set_named_policy(self, name: str, text: str | None) -> bool | None:
@@ -176,10 +178,9 @@ class MomFront:
     # -- the API VDSM uses --------------------------------------------------
     def getKsmStats(self) -> dict[str, Any]:
         """KSM state for VDSM's host statistics; {} when MOM cannot say."""
-        stats = self._statistics()
-        if stats is None:
+        host = self._host_statistics()
+        if host is None:
             return {}
-        host = stats.get("host") or {}
         result = ksm_stats(host)
         if not host:
             log.debug("MOM has no host statistics yet")       # just started
@@ -254,14 +255,14 @@ class ThreadMomFront(MomFront):
         except Exception:
             log.exception("MOM thread ended with an error")
 
-    def _statistics(self) -> dict[str, Any] | None:
+    def _host_statistics(self) -> dict[str, Any] | None:
         if not self.thread.is_alive():
             self._warn_once("down", "MOM is not running; no statistics")
             return None
         try:
-            return self.mom.getStatistics()
+            return self.mom.getHostStatistics()
         except Exception as err:
-            self._warn_once("stats", "MOM getStatistics failed: %s", err)
+            self._warn_once("stats", "MOM getHostStatistics failed: %s", err)
             return None
 
     def _set_named_policy(self, name: str, text: str | None) -> bool:
@@ -287,6 +288,9 @@ class ThreadMomFront(MomFront):
             log.info("MOM stopped")
 
 
+#: XML-RPC's fault code for an unknown method.
+_NO_SUCH_METHOD = -32601
+
 # Everything that means "MOM is not there right now".
 _DOWN_ERRORS = (OSError, xmlrpc.client.Error, http.client.HTTPException)
 
@@ -311,12 +315,19 @@ class ProcessMomFront(MomFront):
         self._proxy = rpc.connect(socket_path, timeout)
         self._proxy_lock = threading.Lock()     # ServerProxy is not thread-safe
         self._resync = False
+        # Calls an older MOM may not know, and what replaces them then.
+        self._fallbacks = {"getHostStatistics"}
 
     def _call(self, method: str, *args: Any, default: Any = None,
               resync: bool = True) -> Any:
         try:
             with self._proxy_lock:
                 result = getattr(self._proxy, method)(*args)
+        except xmlrpc.client.Fault as fault:        # MOM answered: it refused the call
+            if fault.faultCode == _NO_SUCH_METHOD and method in self._fallbacks:
+                raise
+            self._warn_once(f"fault:{method}", "MOM refused %s: %s", method, fault.faultString)
+            return default
         except _DOWN_ERRORS as err:
             self._resync = True
             self._warn_once("down", "MOM (%s) is not available: %s: %s",
@@ -330,8 +341,18 @@ class ProcessMomFront(MomFront):
                 self._call("setNamedPolicy", self.tuning_policy, text, resync=False)
         return result
 
-    def _statistics(self) -> dict[str, Any] | None:
-        return self._call("getStatistics")
+    def _host_statistics(self) -> dict[str, Any] | None:
+        # Only the host's sample: getStatistics would carry every guest's
+        # too, which at 500 VMs costs VDSM more than MOM's whole cycle.
+        if "getHostStatistics" in self._fallbacks:
+            try:
+                return self._call("getHostStatistics")
+            except xmlrpc.client.Fault:
+                log.info("MOM (%s) has no getHostStatistics; using getStatistics",
+                         self.socket_path)
+                self._fallbacks.discard("getHostStatistics")
+        stats = self._call("getStatistics")
+        return None if stats is None else (stats.get("host") or {})
 
     def _set_named_policy(self, name: str, text: str | None) -> bool:
         ok = self._call("setNamedPolicy", name, text, default=False, resync=False)
