@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from fake_vdsm_server import FakeVdsmServer, fakevdsm, make_pki
+from fake_vdsm_server import FakeVdsmServer, fakevdsm
 from waiting import wait_for
 
 import vdsm_plugin
@@ -203,11 +203,6 @@ class Momd:
     def lines(self, level: str, text: str = "") -> list[str]:
         with open(self.log, encoding="utf-8") as handle:
             return [line for line in handle if f" - {level} - " in line and text in line]
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    return make_pki(str(tmp_path_factory.mktemp("pki")))
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from fake_vdsm_server import FakeVdsmServer, make_pki
+from fake_vdsm_server import FakeVdsmServer
 from fake_vdsm_server.helpers import Clock, endpoint, log_lines
 from fake_vdsm_server.server import read_stomp_frame, _Reader
 from waiting import wait_for
@@ -36,23 +36,6 @@ class Counting(VdsmJsonRpcHypervisor):
     def _open(self) -> Any:
         self.attempts += 1
         return super()._open()
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    return make_pki(str(tmp_path_factory.mktemp("pki")))
-
-
-@pytest.fixture
-def server(pki: Any) -> Any:
-    srv = FakeVdsmServer(pki=pki).start()     # an event every 3rd request
-    yield srv
-    srv.stop()
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
 
 
 def backend(server: FakeVdsmServer, clock: Clock | None = None,
