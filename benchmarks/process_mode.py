@@ -26,9 +26,9 @@ work stands for VDSM's own API code, which runs in VDSM in either mode.
 It is measured apart (``fake API``) and included in the VDSM figures.
 
 Scenes: ``steady`` (plenty of free memory: after the first cycles no
-control changes) and ``pressure`` (6% free and guests whose balloon never
-reaches its target, so every cycle sends one ``setBalloonTarget`` per VM
-with memory statistics).  Per-cycle figures are the median of
+control changes) and ``pressure`` (6% free and guests whose balloon creeps 1 MiB
+per call towards its target, so every cycle sends one ``setBalloonTarget``
+per VM with memory statistics).  Per-cycle figures are the median of
 ``--windows`` windows after warm-up.  The fake server pushes no VDSM
 events here (``notify_every=0``).
 
@@ -102,15 +102,18 @@ def fake_api_cost(fake: fakevdsm.FakeVdsm, balloon_calls: bool, repeat: int = 10
 
 # -- the scene ------------------------------------------------------------------
 
-class _StuckBalloonVM(fakevdsm._VM):
-    """A guest whose balloon takes the target but never reaches it."""
+class _SlowBalloonVM(fakevdsm._VM):
+    """A guest whose balloon creeps towards its target, 1 MiB per call, so
+    under pressure MOM sends it a new target every cycle (a balloon that
+    does not move at all would be given up after a few cycles)."""
 
     def setBalloonTarget(self, target: Any) -> dict[str, Any]:
         vm = self._fake.vms.get(self._id)
         current = vm.balloon_cur if vm is not None else None
         reply = super().setBalloonTarget(target)
-        if vm is not None:
-            vm.balloon_cur = current
+        if vm is not None and current is not None:
+            step = MIB if int(target) < current else -MIB
+            vm.balloon_cur = current - step
         return reply
 
 
@@ -125,7 +128,7 @@ def scene(root: str, count: int, pressure: bool) -> tuple[fakevdsm.FakeVdsm,
     fake = fakevdsm.FakeVdsm()
     host.attach(fake)
     if pressure:
-        fake.api.VM = lambda vm_id: _StuckBalloonVM(fake, vm_id)
+        fake.api.VM = lambda vm_id: _SlowBalloonVM(fake, vm_id)
     for index in range(count):
         policy = []
         if index % 10 == 0:

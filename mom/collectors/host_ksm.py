@@ -21,6 +21,7 @@ from typing import Any
 from mom import facts
 from mom.collectors._procfs import PidStat, iter_pids, read_pid_stat
 from mom.collectors.base import CollectionError, Collector, CollectorContext
+from mom.reporting import Conditions
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +80,7 @@ class HostKSM(Collector):
         self._ksmd_pid: int | None = None
         # (ticks, clock) of the previous sample of ksmd
         self._last_ksmd: tuple[int, float] | None = None
-        self._warned_no_ksmd = False
+        self._problems = Conditions(log)
 
     @property
     def ksm_dir(self) -> str:
@@ -119,12 +120,11 @@ class HostKSM(Collector):
 
     def _ksmd_usage(self, ksmd: PidStat | None) -> int:
         if ksmd is None:
-            if not self._warned_no_ksmd:
-                log.warning("no ksmd kernel thread found under %s; "
-                            "reporting ksmd_cpu_usage 0", self.ctx.proc_root)
-                self._warned_no_ksmd = True
+            self._problems.fail("ksmd", f"no ksmd kernel thread found under "
+                                f"{self.ctx.proc_root}; reporting ksmd_cpu_usage 0")
             self._ksmd_pid = self._last_ksmd = None
             return 0
+        self._problems.ok("ksmd", "ksmd found under %s again", self.ctx.proc_root)
         now = self._clock()
         ticks = ksmd.utime + ksmd.stime
         last = self._last_ksmd if ksmd.pid == self._ksmd_pid else None
