@@ -18,8 +18,11 @@ class Target:
         return True
 
     def getStatistics(self):
-        return {"host": {"mem_available": 64 * 2 ** 30, "ksm_run": 1, "x": None},
+        return {"host": self.getHostStatistics(),
                 "guests": {"vm1": {"balloon_cur": 3 * 2 ** 31}}}
+
+    def getHostStatistics(self):
+        return {"mem_available": 64 * 2 ** 30, "ksm_run": 1, "x": None}
 
     def getActiveGuests(self):
         return ["vm1"]
@@ -65,6 +68,7 @@ def test_unix_socket_round_trip_with_big_numbers_and_none(unix_server):
     assert stats["host"]["x"] is None
     assert stats["guests"]["vm1"]["balloon_cur"] == 3 * 2 ** 31
     assert client.getActiveGuests() == ["vm1"]
+    assert client.getHostStatistics() == stats["host"]
 
 
 def test_policy_calls_over_rpc(unix_server):
