@@ -146,6 +146,7 @@ def test_statistics_come_back_with_big_numbers(tmp_path, running):
         assert stats["host"]["mem_available"] == 3 * 2 ** 31
         assert stats["host"]["mem_unused"] == 2 ** 31
         assert stats["host"]["cpu_count"] == 1
+        assert instance.getHostStatistics()["mem_available"] == 3 * 2 ** 31
         assert stats["guests"]["vm0"]["balloon_cur"] == 2 * GiB
         assert instance.getActiveGuests() == ["vm0", "vm1"]
         assert instance.ping() is True
