@@ -28,6 +28,7 @@ from mom.plotter import new_run_dir
 from mom.policy import DEFAULT_POLICY_NAME, PolicyError, PolicySet
 from mom.policy.policy_set import read_policy_file
 from mom.policy_engine import PolicyEngine
+from mom.reporting import Conditions
 from mom.rpc import RpcServer
 
 log = logging.getLogger(__name__)
@@ -65,6 +66,7 @@ class MOM:
         self._running_in: threading.Thread | None = None
         self._work_done = threading.Event()      # the cycle loop has ended
         self._rpc: RpcServer | None = None
+        self._problems = Conditions(log)
 
         self.policies = PolicySet(max_steps=self.settings.policy_max_steps,
                                   max_seconds=self.settings.policy_max_seconds)
@@ -143,9 +145,13 @@ class MOM:
                 next_due = cycle.run(time.monotonic())
             except KeyboardInterrupt:
                 raise
-            except BaseException:          # never dies of a step
-                log.exception("the cycle failed; it goes on")
+            except BaseException as err:   # never dies of a step
+                self._problems.fail("cycle", f"the cycle failed: {type(err).__name__}: "
+                                    f"{err}; it goes on", level=logging.ERROR,
+                                    exc_info=err, summary=type(err).__name__)
                 next_due = time.monotonic() + self.settings.intervals.host_monitor
+            else:
+                self._problems.ok("cycle", "the cycle works again")
             if self.host_monitor.stamp is not None:
                 self._ready.set()
             delay = next_due - time.monotonic()

@@ -399,3 +399,24 @@ def test_a_system_exit_from_the_hypervisor_does_not_end_mom(host, running, caplo
     assert len([r for r in caplog.records
                 if "SystemExit" in r.getMessage() and r.levelno >= logging.WARNING]) == 1
     wait_for(lambda: len(instance.getActiveGuests()) == 2, what="guests back")
+
+
+def test_a_failing_cycle_is_logged_once_and_the_worker_goes_on(host, running, caplog,
+                                                               monkeypatch):
+    hv = make_hypervisor(1)
+    instance = running(hv)
+    calls = {"n": 0}
+    real = instance.cycle.run
+
+    def flaky(now):
+        calls["n"] += 1
+        if calls["n"] <= 5:
+            raise RuntimeError("a bug in a step")
+        return real(now)
+    monkeypatch.setattr(instance.cycle, "run", flaky)
+    instance._wakeup.set()
+    wait_for(lambda: calls["n"] > 6, what="the worker to go on after the failures")
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1 and "a bug in a step" in errors[0].getMessage()
+    assert errors[0].exc_info is not None
+    wait_for(lambda: "the cycle works again" in caplog.text, what="recovery")
