@@ -52,14 +52,10 @@ class Cycle:
         self.host = host
         self.guests = guests
         self.engine = engine
-        self.now = 0.0                 # the time of the running cycle (for collectors)
+        self.now = 0.0                 # the running cycle's time: collectors' clock
         self.polls = 0                 # hypervisor polls made, for tests and benchmarks
         self._due = _Due()
         self._problems = Conditions(log)
-
-    def clock(self) -> float:
-        """The running cycle's time: collectors that compute rates read it."""
-        return self.now
 
     def policy_changed(self) -> None:
         """Evaluate at the next run, whatever the policy interval says."""
