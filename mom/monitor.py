@@ -64,7 +64,7 @@ class Monitor:
                                     exc_info=err, summary=f"crash {type(err).__name__}")
                 missing |= required
                 continue
-            lacking = [f for f in required if values.get(f) is None]
+            lacking = [f for f in required if values.get(f) is None] if required else None
             if lacking:
                 self._problems.fail(cname, f"{self.name}: {cname} gave no "
                                     + ", ".join(sorted(lacking)))

@@ -19,8 +19,12 @@ def pick_ints(section: Mapping[str, Any] | None, names: Iterable[str]) -> dict[s
     values: dict[str, int] = {}
     if not section:
         return values
+    get = section.get
     for name in names:
-        value = section.get(name)
+        value = get(name)
+        if type(value) is int:      # what a hypervisor back-end normally gives
+            values[name] = value
+            continue
         if value is None or isinstance(value, bool):
             continue
         try:
@@ -46,6 +50,8 @@ class SnapshotCollector(Collector):
         return (self.ctx.snapshot or {}).get(self.section)
 
     def require(self, values: Mapping[str, Any]) -> None:
+        if values.keys() >= self.fields:     # the usual case: everything there
+            return
         missing = self.fields - self.optional_fields - values.keys()
         if missing:
             raise CollectionError(
