@@ -31,7 +31,8 @@ from mom.policy.builtins import BUILTINS, arguments
 from mom.policy.errors import PolicyError
 from mom.policy.reader import Form, Literal, Node, Symbol, read
 from mom.policy.runtime import (BUDGET, FRAME, FUNCS, MISSING, Code, Env, UserFunction,
-                                arity_text, close_frame, failure, suggest, variables)
+                                arity_text, close_frame, failure, restore, suggest,
+                                variables)
 from mom.policy.sandbox import field_types, get_attribute, get_method, kind_of, method_table
 
 SPECIAL_FORMS = frozenset({"defvar", "set", "setq", "def", "defun", "let", "if", "with"})
@@ -419,17 +420,16 @@ class _Compiler:
 
         The function is looked up when the call runs (a policy may define
         it later, or redefine it).  Its body runs in a new scope on top of
-        the caller's (dynamic scoping), with the parameters bound.
+        the caller's (dynamic scoping), with the parameters bound.  The
+        usual call (a ``def`` function of one or two parameters, its name
+        not bound as a variable) takes the shortest way; any other goes
+        through ``general``.
         """
         count, line, col = len(form.items) - 1, form.line, form.col
-        args = arguments(self.compile_all(form.items[1:]))
+        codes = self.compile_all(form.items[1:])
 
-        def call(env):
-            values = args(env)
-            budget = env[BUDGET]
-            budget.countdown -= 1
-            if budget.countdown < 0:
-                budget.checkpoint(line, col)
+        def general(env, values):
+            """The call after its step was counted, whatever ``name`` is bound to."""
             fn = env.get(name)
             if fn is not None and callable(fn):
                 return _call_python(fn, name, values, line, col)
@@ -441,9 +441,54 @@ class _Compiler:
                 raise PolicyError(arity_text(name, function.arity, function.arity, count),
                                   line, col)
             try:
-                return function.run(env, values)
+                return function.run(env, *values)
             except RecursionError:
                 raise PolicyError(f"too much recursion in '{name}'", line, col) from None
+
+        if count == 1:
+            (a,) = codes
+
+            def call1(env):
+                x = a(env)
+                budget = env[BUDGET]
+                budget.countdown -= 1
+                if budget.countdown < 0:
+                    budget.checkpoint(line, col)
+                function = env[FUNCS].get(name)
+                if function is None or function.arity != 1 or name in env:
+                    return general(env, (x,))
+                try:
+                    return function.run(env, x)
+                except RecursionError:
+                    raise PolicyError(f"too much recursion in '{name}'", line, col) from None
+            return call1
+        if count == 2:
+            a, b = codes
+
+            def call2(env):
+                x = a(env)
+                y = b(env)
+                budget = env[BUDGET]
+                budget.countdown -= 1
+                if budget.countdown < 0:
+                    budget.checkpoint(line, col)
+                function = env[FUNCS].get(name)
+                if function is None or function.arity != 2 or name in env:
+                    return general(env, (x, y))
+                try:
+                    return function.run(env, x, y)
+                except RecursionError:
+                    raise PolicyError(f"too much recursion in '{name}'", line, col) from None
+            return call2
+        args = arguments(codes)
+
+        def call(env):
+            values = args(env)
+            budget = env[BUDGET]
+            budget.countdown -= 1
+            if budget.countdown < 0:
+                budget.checkpoint(line, col)
+            return general(env, values)
         return call
 
     # -- special forms ----------------------------------------------------
@@ -541,20 +586,49 @@ class _Compiler:
                                      f"got {b.source()}")
             bindings.append((b.items[0].name, self.compile(b.items[1])))
         body = self.body(form.items[2:])
+        if _has_defvar(form.items[1:]):
+            def let(env):
+                outer = env[FRAME]
+                env[FRAME] = frame = {}
+                try:
+                    for name, value in bindings:     # in order: each sees the ones before
+                        v = value(env)
+                        if name not in frame:
+                            frame[name] = env.get(name, MISSING)
+                        env[name] = v
+                    return body(env)
+                finally:
+                    close_frame(env, frame, outer)
+            return let
+        # Nothing in it can ask for a frame: only put the names back after.
+        if len(bindings) == 1:
+            ((name, value),) = bindings
 
-        def let(env):
-            outer = env[FRAME]
-            env[FRAME] = frame = {}
+            def let1(env):
+                v = value(env)
+                old = env.get(name, MISSING)
+                env[name] = v
+                try:
+                    return body(env)
+                finally:
+                    if old is MISSING:
+                        env.pop(name, None)
+                    else:
+                        env[name] = old
+            return let1
+
+        def let_n(env):
+            saved: dict[str, Any] = {}
             try:
-                for name, value in bindings:     # in order: each sees the ones before
+                for name, value in bindings:
                     v = value(env)
-                    if name not in frame:
-                        frame[name] = env.get(name, MISSING)
+                    if name not in saved:
+                        saved[name] = env.get(name, MISSING)
                     env[name] = v
                 return body(env)
             finally:
-                close_frame(env, frame, outer)
-        return let
+                restore(env, saved)
+        return let_n
 
     def c_if(self, form: Form) -> Code:
         bad = self.arity(form, "if", 3, 3, "condition then else")
