@@ -55,10 +55,11 @@ class Entity:
         self._missing = frozenset(missing)
         latest = history[-1] if history else {}
         if fields.issuperset(latest):      # a monitor's sample: declared fields only
-            stats = dict.fromkeys(fields)
-            stats.update(latest)
+            stats = dict(latest)
         else:
-            stats = {name: latest.get(name) for name in fields}
+            stats = {name: value for name, value in latest.items() if name in fields}
+        if len(stats) < len(fields):       # declared, but not in this sample: nil
+            stats.update(dict.fromkeys(fields - stats.keys()))
         self._stats = stats
         self.__dict__.update(stats)
 

@@ -85,9 +85,8 @@ class Balloon(ChangeController):
         if sent is None or (sent.target, sent.cur) != (target_kib, guest.balloon_cur):
             self._sent[gid] = _Sent(target_kib, guest.balloon_cur, guest.stamp)
 
-    def process(self, host: Entity, guests: list[Entity]) -> None:
-        super().process(host, guests)
-        live = {guest_id(g) for g in guests}
+    def forget(self, live: set[str | None]) -> None:
+        super().forget(live)
         for gid in [k for k in self._sent if k not in live]:
             del self._sent[gid]
         self._stuck.prune(live)
