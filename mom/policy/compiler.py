@@ -421,9 +421,9 @@ class _Compiler:
         The function is looked up when the call runs (a policy may define
         it later, or redefine it).  Its body runs in a new scope on top of
         the caller's (dynamic scoping), with the parameters bound.  The
-        usual call (a ``def`` function of one or two parameters, its name
-        not bound as a variable) takes the shortest way; any other goes
-        through ``general``.
+        usual call (a ``def`` function, its name not bound as a variable)
+        takes the shortest way, written out for one and two operands; any
+        other goes through ``general``.
         """
         count, line, col = len(form.items) - 1, form.line, form.col
         codes = self.compile_all(form.items[1:])
@@ -488,7 +488,13 @@ class _Compiler:
             budget.countdown -= 1
             if budget.countdown < 0:
                 budget.checkpoint(line, col)
-            return general(env, values)
+            function = env[FUNCS].get(name)
+            if function is None or function.arity != count or name in env:
+                return general(env, values)
+            try:
+                return function.run(env, *values)
+            except RecursionError:
+                raise PolicyError(f"too much recursion in '{name}'", line, col) from None
         return call
 
     # -- special forms ----------------------------------------------------

@@ -137,12 +137,18 @@ def _scope(params: tuple[str, ...], body: Code, needs_frame: bool) -> Callable[.
         return run2
 
     def run_n(env, *values):
-        saved = {param: env.get(param, MISSING) for param in params}
-        env.update(zip(params, values))
+        olds = []
+        for param, value in zip(params, values):
+            olds.append(env.get(param, MISSING))
+            env[param] = value
         try:
             return body(env)
         finally:
-            restore(env, saved)
+            for param, old in zip(params, olds):
+                if old is MISSING:
+                    env.pop(param, None)
+                else:
+                    env[param] = old
     return run_n
 
 
