@@ -119,7 +119,8 @@ class ChangeController(Controller):
         record = self._applied.setdefault(target, {})
         for key, value in changes.items():
             record[key] = (value, entity.stamp)
-        self._failures.ok(target, "%s: can %s again", label(entity), self.action)
+        if self._failures:               # else nothing to clear (label costs)
+            self._failures.ok(target, "%s: can %s again", label(entity), self.action)
 
     def _report(self, target: str | None, entity: Entity, err: BaseException) -> None:
         who = label(entity)

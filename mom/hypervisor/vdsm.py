@@ -229,10 +229,10 @@ def guest_info(stats: Mapping[str, Any]) -> GuestInfo | None:
 
 def reply_status(reply: Any) -> tuple[int, str]:
     """(code, message) of a VDSM reply; a reply without status counts as OK."""
-    if not isinstance(reply, Mapping):
+    if not _is_mapping(reply):
         return 0, ""
     status = reply.get("status")
-    if not isinstance(status, Mapping):
+    if not _is_mapping(status):
         return 0, ""
     code = to_int(status.get("code"))
     return (code or 0), str(status.get("message", ""))
@@ -288,8 +288,9 @@ class VdsmHypervisor(Hypervisor):
 
     def _recovered(self, guest_id: str | None, verb: str) -> None:
         """A call worked: the next failure of it is news again."""
-        self._problems.ok((guest_id or "", verb), "VDSM %s works again%s", verb,
-                          f" for VM {guest_id}" if guest_id else "")
+        if self._problems:              # nothing to clear, the usual case
+            self._problems.ok((guest_id or "", verb), "VDSM %s works again%s", verb,
+                              f" for VM {guest_id}" if guest_id else "")
 
     def _call(self, verb: str, guest_id: str | None, func: Callable[..., Any],
               *args: Any) -> Any:
@@ -298,10 +299,10 @@ class VdsmHypervisor(Hypervisor):
         The error's ``condition`` attribute (``verb:gone``, ``verb:code:N``,
         ``verb:raised:Type``) lets an absorbing caller log once per condition.
         """
-        who = f" for VM {guest_id}" if guest_id else ""
         try:
             reply = func(*args)
         except Exception as err:        # VDSM raised: the caller decides
+            who = f" for VM {guest_id}" if guest_id else ""
             message = f"VDSM {verb}{who} raised {type(err).__name__}: {err}"
             raise _error(HypervisorError, message, guest_id,
                          f"{verb}:raised:{type(err).__name__}") from err
@@ -310,6 +311,7 @@ class VdsmHypervisor(Hypervisor):
             if code == NO_VM_CODE and guest_id:
                 message = f"VM {guest_id} is gone ({verb}: {text or 'no such VM'})"
                 raise _error(GuestGoneError, message, guest_id, f"{verb}:gone")
+            who = f" for VM {guest_id}" if guest_id else ""
             message = f"VDSM {verb}{who} failed with code {code}: {text}"
             raise _error(HypervisorError, message, guest_id, f"{verb}:code:{code}")
         self._recovered(guest_id, verb)
