@@ -170,11 +170,11 @@ def _equal(x: Any, y: Any, budget: Budget, line: int, col: int) -> bool:
     if x is y:
         return True
     if type(x) is list and type(y) is list:
-        return _compare_lists(operator.eq, x, y, budget, line, col)
+        return compare_lists(operator.eq, x, y, budget, line, col)
     return bool(x == y)
 
 
-def _compare_lists(op: Callable[[Any, Any], Any], x: list[Any], y: list[Any],
+def compare_lists(op: Callable[[Any, Any], Any], x: list[Any], y: list[Any],
                    budget: Budget, line: int, col: int) -> Any:
     """``op(x, y)`` for two lists exactly as Python compares them, on the budget.
 
@@ -199,7 +199,7 @@ def _compare_lists(op: Callable[[Any, Any], Any], x: list[Any], y: list[Any],
         return True
     a, b = x[i], y[i]
     if type(a) is list and type(b) is list:
-        return _compare_lists(op, a, b, budget, line, col)
+        return compare_lists(op, a, b, budget, line, col)
     return op(a, b)
 
 
@@ -213,7 +213,7 @@ def _comparison(symbol: str, op: Callable[[Any, Any], Any]) -> Build:
             y = b(env)
             try:
                 if type(x) is list and type(y) is list:
-                    return _compare_lists(op, x, y, env[BUDGET], line, col)
+                    return compare_lists(op, x, y, env[BUDGET], line, col)
                 return op(x, y)
             except PolicyError:
                 raise
@@ -314,7 +314,7 @@ def _extreme(name: str, fn: Callable[..., Any]) -> Build:
                 best = args[0]           # as Python: the first of equal ones wins
                 for value in args[1:]:
                     if type(value) is list and type(best) is list:
-                        wins = _compare_lists(better, value, best, env[BUDGET], line, col)
+                        wins = compare_lists(better, value, best, env[BUDGET], line, col)
                     else:
                         wins = better(value, best)
                     if wins:
@@ -358,7 +358,7 @@ def _debug(values: tuple[Any, ...], node: Node) -> Any:
 
 
 _ARITHMETIC = {"-": operator.sub, "/": operator.truediv, ">>": operator.rshift}
-_COMPARISONS = {
+COMPARISONS = {
     "<": operator.lt, ">": operator.gt, "<=": operator.le, ">=": operator.ge,
     "==": operator.eq, "!=": operator.ne,
 }
@@ -368,7 +368,7 @@ BUILTINS: dict[str, Builtin] = {
     "<<": Builtin("<<", 2, 2, _lshift_build),
 }
 BUILTINS.update({s: Builtin(s, 2, 2, _binary(s, op)) for s, op in _ARITHMETIC.items()})
-BUILTINS.update({s: Builtin(s, 2, 2, _comparison(s, op)) for s, op in _COMPARISONS.items()})
+BUILTINS.update({s: Builtin(s, 2, 2, _comparison(s, op)) for s, op in COMPARISONS.items()})
 BUILTINS.update({
     "and": Builtin("and", 1, None, _and_build),
     "or": Builtin("or", 1, None, _or_build),

@@ -27,7 +27,7 @@ from typing import Any
 
 from mom.entity import Entity
 from mom.policy.budget import check_text_size
-from mom.policy.builtins import BUILTINS, arguments
+from mom.policy.builtins import BUILTINS, COMPARISONS, arguments, compare_lists
 from mom.policy.errors import PolicyError
 from mom.policy.reader import Form, Literal, Node, Symbol, read
 from mom.policy.runtime import (BUDGET, FRAME, FUNCS, MISSING, Code, Env, UserFunction,
@@ -644,8 +644,32 @@ class _Compiler:
         # (if (not c) a b) is (if c b a): one closure less.
         if _head(cond) == "not" and len(cond.items) == 2 and "not" not in self.shadowed:
             cond, then, other = cond.items[1], other, then
+        symbol = _head(cond)
+        if symbol in COMPARISONS and len(cond.items) == 3 and symbol not in self.shadowed:
+            return self.c_if_compare(cond, symbol, then, other)
         cond, then, other = self.compile_all([cond, then, other])
         return lambda env: then(env) if cond(env) else other(env)
+
+    def c_if_compare(self, cond: Form, symbol: str, then: Node, other: Node) -> Code:
+        """``(if (< x y) a b)``, the comparison done in the same closure:
+        exactly what the comparison's own closure does (builtins)."""
+        op, line, col = COMPARISONS[symbol], cond.line, cond.col
+        a, b, then, other = self.compile_all([cond.items[1], cond.items[2], then, other])
+
+        def if_compare(env):
+            x = a(env)
+            y = b(env)
+            try:
+                if type(x) is list and type(y) is list:
+                    test = compare_lists(op, x, y, env[BUDGET], line, col)
+                else:
+                    test = op(x, y)
+            except PolicyError:
+                raise
+            except Exception as exc:
+                raise failure(symbol, (x, y), exc, line, col) from exc
+            return then(env) if test else other(env)
+        return if_compare
 
     def c_with(self, form: Form) -> Code:
         bad = self.arity(form, "with", 3, None, "list item body")
