@@ -83,7 +83,7 @@ def _scope(params: tuple[str, ...], body: Code, needs_frame: bool) -> Callable[.
     """``run(env, *values)`` for a function: bind the parameters, run, put back.
 
     Without a frame, the old values of the parameters are kept in local
-    variables (written out for one and two parameters, the usual calls):
+    variables (written out for one to three parameters, the usual calls):
     cheaper than a frame, and most functions are like that.
     """
     if needs_frame:
@@ -135,6 +135,32 @@ def _scope(params: tuple[str, ...], body: Code, needs_frame: bool) -> Callable[.
                 else:
                     env[q] = old_q
         return run2
+    if len(params) == 3:
+        p, q, r = params
+
+        def run3(env, x, y, z):
+            old_p = env.get(p, MISSING)
+            old_q = env.get(q, MISSING)
+            old_r = env.get(r, MISSING)
+            env[p] = x
+            env[q] = y
+            env[r] = z
+            try:
+                return body(env)
+            finally:
+                if old_p is MISSING:
+                    env.pop(p, None)
+                else:
+                    env[p] = old_p
+                if old_q is MISSING:
+                    env.pop(q, None)
+                else:
+                    env[q] = old_q
+                if old_r is MISSING:
+                    env.pop(r, None)
+                else:
+                    env[r] = old_r
+        return run3
 
     def run_n(env, *values):
         olds = []
