@@ -446,10 +446,21 @@ class _Compiler:
                 raise PolicyError(f"too much recursion in '{name}'", line, col) from None
 
         if count == 1:
+            # (f guest), the most common call of all: a variable operand is
+            # read here, and a one-parameter function without a frame is
+            # run here (as its run would: bind, run the body, put back).
             (a,) = codes
+            operand = self.plain_name(form.items[1])
+            vline, vcol = form.items[1].line, form.items[1].col
 
             def call1(env):
-                x = a(env)
+                if operand is None:
+                    x = a(env)
+                else:
+                    try:
+                        x = env[operand]
+                    except KeyError:
+                        raise _undefined(operand, env, vline, vcol) from None
                 budget = env[BUDGET]
                 budget.countdown -= 1
                 if budget.countdown < 0:
@@ -457,8 +468,19 @@ class _Compiler:
                 function = env[FUNCS].get(name)
                 if function is None or function.arity != 1 or name in env:
                     return general(env, (x,))
+                param = function.param
                 try:
-                    return function.run(env, x)
+                    if param is None:
+                        return function.run(env, x)
+                    old = env.get(param, MISSING)
+                    env[param] = x
+                    try:
+                        return function.body(env)
+                    finally:
+                        if old is MISSING:
+                            env.pop(param, None)
+                        else:
+                            env[param] = old
                 except RecursionError:
                     raise PolicyError(f"too much recursion in '{name}'", line, col) from None
             return call1

@@ -65,15 +65,20 @@ class UserFunction:
 
     ``run(env, *values)`` runs the body in a new scope, with the parameters
     bound to ``values``.  ``needs_frame`` is false when the body holds no
-    ``defvar``.
+    ``defvar``.  ``param`` is the parameter of a one-parameter function
+    without a frame (else None): a call may bind it itself and run ``body``,
+    as ``run`` would.
     """
-    __slots__ = ("name", "params", "arity", "run", "line", "col")
+    __slots__ = ("name", "params", "arity", "run", "body", "param", "line", "col")
 
     def __init__(self, name: str, params: tuple[str, ...], body: Code,
                  line: int, col: int, needs_frame: bool = True) -> None:
         self.name, self.params, self.arity = name, params, len(params)
         self.line, self.col = line, col
-        self.run = _scope(params, body, needs_frame or len(set(params)) < len(params))
+        needs_frame = needs_frame or len(set(params)) < len(params)
+        self.run = _scope(params, body, needs_frame)
+        self.body = body
+        self.param = params[0] if len(params) == 1 and not needs_frame else None
 
     def __repr__(self) -> str:
         return f"<function {self.name} ({' '.join(self.params)})>"
