@@ -21,13 +21,19 @@ class UndeclaredFieldError(KeyError):
 class Entity:
     """Fields of the latest sample as attributes, plus the policy methods.
 
-    Field values are stored straight in the instance ``__dict__`` so that
-    Python code can read ``guest.balloon_cur`` as a plain attribute; a name
+    Field values are stored straight in the instance ``__dict__`` (the
+    entity's own state is in slots) so that Python code can read
+    ``guest.balloon_cur`` as a plain attribute; a name
     that is neither a field nor a method reads there as ``None``.  Policies
     read the fields from ``_stats``, a dict holding exactly the declared
     fields (see mom.policy.sandbox), so one dict lookup tells a statistic
     from anything else.
     """
+
+    # The entity's own state lives in slots, so the instance ``__dict__``
+    # holds the statistics only.
+    __slots__ = ("_properties", "_history", "_fields", "_variables", "_controls",
+                 "_stamp", "_missing", "_stats", "__dict__")
 
     def __init__(self, properties: Mapping[str, Any],
                  history: Sequence[Mapping[str, Any]],
@@ -35,21 +41,26 @@ class Entity:
                  variables: dict[str, Any] | None = None, *,
                  stamp: float | None = None,
                  missing: frozenset[str] = frozenset()) -> None:
-        object.__setattr__(self, "_properties", dict(properties))
-        object.__setattr__(self, "_history", history)
+        self._properties = dict(properties)
+        self._history = history
         if fields is None:
             fields = {key for sample in history for key in sample}
-        object.__setattr__(self, "_fields", frozenset(fields))
-        object.__setattr__(self, "_variables", {} if variables is None else variables)
-        object.__setattr__(self, "_controls", {})
+        self._fields = fields = frozenset(fields)
+        self._variables = {} if variables is None else variables
+        self._controls: dict[str, Any] = {}
         # When the latest sample was taken (the cycle's clock), and the fields
         # a required collector could not provide in it: controls that need
         # them are not applied (see mom.facts.GUEST_CONTROL_NEEDS).
-        object.__setattr__(self, "_stamp", stamp)
-        object.__setattr__(self, "_missing", frozenset(missing))
+        self._stamp = stamp
+        self._missing = frozenset(missing)
         latest = history[-1] if history else {}
-        stats = {name: latest.get(name) for name in self._fields}
-        object.__setattr__(self, "_stats", stats)
+        if fields.issuperset(latest):      # a monitor's sample: declared fields only
+            stats = dict(latest)
+        else:
+            stats = {name: value for name, value in latest.items() if name in fields}
+        if len(stats) < len(fields):       # declared, but not in this sample: nil
+            stats.update(dict.fromkeys(fields - stats.keys()))
+        self._stats = stats
         self.__dict__.update(stats)
 
     def __getattr__(self, name: str) -> Any:

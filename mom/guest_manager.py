@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from itertools import chain
 from typing import Any
 
 from mom import collectors
@@ -73,7 +74,7 @@ class GuestManager:
         with self._lock:
             self._guests = {gid: known.get(gid) or added[gid]
                             for gid in running if gid in known or gid in added}
-        self._problems.prune([*running, *(("stale", gid) for gid in running)])
+        self._problems.prune(chain(running, (("stale", gid) for gid in running)))
 
     def _new_guest(self, info: GuestInfo) -> _Guest:
         settings = self.settings

@@ -49,28 +49,32 @@ class Monitor:
         field came in (the sample is kept either way)."""
         sample: dict[str, Any] = {}
         missing: set[str] = set()
+        problems = self._problems
+        reported = bool(problems)          # else no collector has a problem to clear
         for collector, cname, required in self._plan:
             try:
                 values = collector.collect()
             except CollectionError as err:
-                self._problems.fail(cname, f"{self.name}: {cname}: {err}; controls that "
-                                    "need its data are held back until it works")
+                problems.fail(cname, f"{self.name}: {cname}: {err}; controls that "
+                              "need its data are held back until it works")
                 missing |= required
                 continue
             except KeyboardInterrupt:
                 raise
             except BaseException as err:       # a library's SystemExit included
-                self._problems.fail(cname, f"{self.name}: collector {cname} crashed",
-                                    exc_info=err, summary=f"crash {type(err).__name__}")
+                problems.fail(cname, f"{self.name}: collector {cname} crashed",
+                              exc_info=err, summary=f"crash {type(err).__name__}")
                 missing |= required
                 continue
-            lacking = [f for f in required if values.get(f) is None]
+            lacking = None
+            if required and (not values.keys() >= required or None in values.values()):
+                lacking = [f for f in required if values.get(f) is None]
             if lacking:
-                self._problems.fail(cname, f"{self.name}: {cname} gave no "
-                                    + ", ".join(sorted(lacking)))
+                problems.fail(cname, f"{self.name}: {cname} gave no "
+                              + ", ".join(sorted(lacking)))
                 missing.update(lacking)
-            else:
-                self._problems.ok(cname, "%s: %s works again", self.name, cname)
+            elif reported:
+                problems.ok(cname, "%s: %s works again", self.name, cname)
             sample.update(values)
         fields = self.fields
         kept = sample if fields.issuperset(sample) else {

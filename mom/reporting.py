@@ -51,6 +51,10 @@ class Conditions:
             self._log.info(message, *args)
         return True
 
+    def __bool__(self) -> bool:
+        """Whether any problem is reported now."""
+        return bool(self._active)
+
     def active(self, key: Hashable) -> bool:
         return key in self._active
 
@@ -62,6 +66,8 @@ class Conditions:
     def prune(self, live: Iterable[Hashable]) -> None:
         """Forget keys that no longer exist (vanished guests), quietly, so
         memory stays bounded; ``None`` (host-wide) is always kept."""
+        if not self._active:
+            return
         keep = set(live)
         with self._lock:
             for key in [k for k in self._active if k is not None and k not in keep]:

@@ -246,6 +246,20 @@ def test_function_with_many_parameters():
     assert run("(def f (a b c d e) (+ a (+ b (+ c (+ d e))))) (f 1 2 3 4 5)") == ["f", 15]
 
 
+@pytest.mark.parametrize("params", ["a", "a b", "a b c", "a b c d"])
+def test_parameters_get_their_outer_values_back_whatever_their_number(params):
+    names = params.split()
+    outer = " ".join(f"(defvar {n} {i})" for i, n in enumerate(names))
+    text = f"{outer} (def f ({params}) {names[-1]}) (f {' '.join(['7'] * len(names))}) {params}"
+    assert run(text)[len(names):] == ["f", 7, *range(len(names))]
+    # ... and after an error in the body, as after a return
+    ev = Evaluator()
+    ev.run(f"{outer} (def f ({params}) (+ {names[-1]} 'x'))")
+    with pytest.raises(PolicyError):
+        ev.run(f"(f {' '.join(['7'] * len(names))})")
+    assert ev.variables == {n: i for i, n in enumerate(names)}
+
+
 # -- let --------------------------------------------------------------------
 def test_let_binds_in_order_and_yields_the_last_expression():
     assert run("(let ((a 1) (b (+ a 1))) a b)") == [2]

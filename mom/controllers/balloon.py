@@ -80,14 +80,14 @@ class Balloon(ChangeController):
         target_kib = changes["balloon_target"]
         gid = guest_id(guest)
         self.ctx.hypervisor.set_balloon_target(gid, target_kib)
-        log.info("%s: balloon %s -> %d KiB", label(guest), guest.balloon_cur, target_kib)
+        if log.isEnabledFor(logging.INFO):
+            log.info("%s: balloon %s -> %d KiB", label(guest), guest.balloon_cur, target_kib)
         sent = self._sent.get(gid)
         if sent is None or (sent.target, sent.cur) != (target_kib, guest.balloon_cur):
             self._sent[gid] = _Sent(target_kib, guest.balloon_cur, guest.stamp)
 
-    def process(self, host: Entity, guests: list[Entity]) -> None:
-        super().process(host, guests)
-        live = {guest_id(g) for g in guests}
+    def forget(self, live: set[str | None]) -> None:
+        super().forget(live)
         for gid in [k for k in self._sent if k not in live]:
             del self._sent[gid]
         self._stuck.prune(live)

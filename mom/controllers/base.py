@@ -17,7 +17,7 @@ No controller writes into the samples.
 from __future__ import annotations
 
 import logging
-from collections.abc import Hashable, Iterable
+from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -43,12 +43,16 @@ class Controller:
 
 def guest_id(entity: Entity) -> str | None:
     """The id the hypervisor knows a guest by (None for the host)."""
-    return entity.Prop("id") or entity.Prop("uuid")
+    properties = entity.properties
+    return properties.get("id") or properties.get("uuid")
 
 
 def label(entity: Entity) -> str:
     gid = guest_id(entity)
     return f"guest {entity.Prop('name')} ({gid})" if gid else "host"
+
+
+_NOTHING: dict[Hashable, tuple[Any, Any]] = {}     # read only
 
 
 class ChangeController(Controller):
@@ -79,22 +83,25 @@ class ChangeController(Controller):
 
     # -- the rule ------------------------------------------------------------
     def process(self, host: Entity, guests: list[Entity]) -> None:
-        targets: Iterable[Entity] = [host] if self.host_only else guests
-        for entity in targets:
-            self._process_one(entity)
+        targets: list[Entity] = [host] if self.host_only else guests
+        ids = [guest_id(entity) for entity in targets]
+        for target, entity in zip(ids, targets):
+            self._process_one(target, entity)
         if not self.host_only:
-            live = {guest_id(g) for g in guests}
-            for key in [k for k in self._applied if k not in live]:
-                del self._applied[key]
-            self._failures.prune(live)
+            self.forget(set(ids))
 
-    def _process_one(self, entity: Entity) -> None:
-        target = guest_id(entity)
+    def forget(self, live: set[str | None]) -> None:
+        """Drop what is kept about guests that are no longer evaluated."""
+        for key in [k for k in self._applied if k not in live]:
+            del self._applied[key]
+        self._failures.prune(live)
+
+    def _process_one(self, target: str | None, entity: Entity) -> None:
         try:
             wanted = self.wanted(entity)
             if not wanted:
                 return
-            applied = self._applied.get(target, {})
+            applied = self._applied.get(target, _NOTHING)
             changes = {}
             for key, (value, observed) in wanted.items():
                 last = applied.get(key)
@@ -112,7 +119,8 @@ class ChangeController(Controller):
         record = self._applied.setdefault(target, {})
         for key, value in changes.items():
             record[key] = (value, entity.stamp)
-        self._failures.ok(target, "%s: can %s again", label(entity), self.action)
+        if self._failures:               # else nothing to clear (label costs)
+            self._failures.ok(target, "%s: can %s again", label(entity), self.action)
 
     def _report(self, target: str | None, entity: Entity, err: BaseException) -> None:
         who = label(entity)

@@ -170,11 +170,11 @@ def _equal(x: Any, y: Any, budget: Budget, line: int, col: int) -> bool:
     if x is y:
         return True
     if type(x) is list and type(y) is list:
-        return _compare_lists(operator.eq, x, y, budget, line, col)
+        return compare_lists(operator.eq, x, y, budget, line, col)
     return bool(x == y)
 
 
-def _compare_lists(op: Callable[[Any, Any], Any], x: list[Any], y: list[Any],
+def compare_lists(op: Callable[[Any, Any], Any], x: list[Any], y: list[Any],
                    budget: Budget, line: int, col: int) -> Any:
     """``op(x, y)`` for two lists exactly as Python compares them, on the budget.
 
@@ -199,7 +199,7 @@ def _compare_lists(op: Callable[[Any, Any], Any], x: list[Any], y: list[Any],
         return True
     a, b = x[i], y[i]
     if type(a) is list and type(b) is list:
-        return _compare_lists(op, a, b, budget, line, col)
+        return compare_lists(op, a, b, budget, line, col)
     return op(a, b)
 
 
@@ -213,7 +213,7 @@ def _comparison(symbol: str, op: Callable[[Any, Any], Any]) -> Build:
             y = b(env)
             try:
                 if type(x) is list and type(y) is list:
-                    return _compare_lists(op, x, y, env[BUDGET], line, col)
+                    return compare_lists(op, x, y, env[BUDGET], line, col)
                 return op(x, y)
             except PolicyError:
                 raise
@@ -261,16 +261,48 @@ def _or(values: tuple[Any, ...], node: Node) -> Any:
     return value
 
 
+def _and_build(codes: list[Code], node: Node) -> Code:
+    if len(codes) != 2:
+        return _on_values(_and)(codes, node)
+    a, b = codes
+
+    def and2(env):
+        x = a(env)
+        y = b(env)
+        return x and y
+    return and2
+
+
+def _or_build(codes: list[Code], node: Node) -> Code:
+    if len(codes) != 2:
+        return _on_values(_or)(codes, node)
+    a, b = codes
+
+    def or2(env):
+        x = a(env)
+        y = b(env)
+        return x or y
+    return or2
+
+
+def _valid_build(codes: list[Code], node: Node) -> Code:
+    def valid(env):
+        result = True
+        for code in codes:           # every operand is evaluated
+            if code(env) is None:
+                result = False
+        return result
+    return valid
+
+
 def _extreme(name: str, fn: Callable[..., Any]) -> Build:
     """``min``/``max``: Python's, but lists are compared on the budget."""
     better = operator.lt if name == "min" else operator.gt
 
     def build(codes: list[Code], node: Node) -> Code:
-        values = arguments(codes)
         line, col = node.line, node.col
 
-        def extreme(env):
-            args = values(env)
+        def pick(env, args):
             if len(args) == 1:           # (max x) is x, whatever x is
                 return args[0]
             try:
@@ -282,7 +314,7 @@ def _extreme(name: str, fn: Callable[..., Any]) -> Build:
                 best = args[0]           # as Python: the first of equal ones wins
                 for value in args[1:]:
                     if type(value) is list and type(best) is list:
-                        wins = _compare_lists(better, value, best, env[BUDGET], line, col)
+                        wins = compare_lists(better, value, best, env[BUDGET], line, col)
                     else:
                         wins = better(value, best)
                     if wins:
@@ -292,20 +324,29 @@ def _extreme(name: str, fn: Callable[..., Any]) -> Build:
                 raise
             except Exception as exc:
                 raise failure(name, args, exc, line, col) from exc
-        return extreme
+
+        if len(codes) == 2:              # the usual case, numbers: Python's
+            a, b = codes
+
+            def extreme2(env):
+                x = a(env)
+                y = b(env)
+                if type(x) is list or type(y) is list:
+                    return pick(env, (x, y))
+                try:
+                    return fn(x, y)
+                except Exception as exc:
+                    raise failure(name, (x, y), exc, line, col) from exc
+            return extreme2
+
+        values = arguments(codes)
+        return lambda env: pick(env, values(env))
     return build
 
 
 def _null(values: tuple[Any, ...], node: Node) -> bool:
     for value in values:
         if not is_empty(value):
-            return False
-    return True
-
-
-def _valid(values: tuple[Any, ...], node: Node) -> bool:
-    for value in values:
-        if value is None:
             return False
     return True
 
@@ -317,7 +358,7 @@ def _debug(values: tuple[Any, ...], node: Node) -> Any:
 
 
 _ARITHMETIC = {"-": operator.sub, "/": operator.truediv, ">>": operator.rshift}
-_COMPARISONS = {
+COMPARISONS = {
     "<": operator.lt, ">": operator.gt, "<=": operator.le, ">=": operator.ge,
     "==": operator.eq, "!=": operator.ne,
 }
@@ -327,15 +368,15 @@ BUILTINS: dict[str, Builtin] = {
     "<<": Builtin("<<", 2, 2, _lshift_build),
 }
 BUILTINS.update({s: Builtin(s, 2, 2, _binary(s, op)) for s, op in _ARITHMETIC.items()})
-BUILTINS.update({s: Builtin(s, 2, 2, _comparison(s, op)) for s, op in _COMPARISONS.items()})
+BUILTINS.update({s: Builtin(s, 2, 2, _comparison(s, op)) for s, op in COMPARISONS.items()})
 BUILTINS.update({
-    "and": Builtin("and", 1, None, _on_values(_and)),
-    "or": Builtin("or", 1, None, _on_values(_or)),
+    "and": Builtin("and", 1, None, _and_build),
+    "or": Builtin("or", 1, None, _or_build),
     "not": Builtin("not", 1, 1, _unary("not", operator.not_)),
     "min": Builtin("min", 1, None, _extreme("min", min)),
     "max": Builtin("max", 1, None, _extreme("max", max)),
     "null": Builtin("null", 0, None, _on_values(_null)),
-    "valid": Builtin("valid", 0, None, _on_values(_valid)),
+    "valid": Builtin("valid", 0, None, _valid_build),
     "abs": Builtin("abs", 1, 1, _unary("abs", abs)),
     "debug": Builtin("debug", 1, None, _on_values(_debug)),
 })

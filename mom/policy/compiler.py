@@ -27,11 +27,12 @@ from typing import Any
 
 from mom.entity import Entity
 from mom.policy.budget import check_text_size
-from mom.policy.builtins import BUILTINS, arguments
+from mom.policy.builtins import BUILTINS, COMPARISONS, arguments, compare_lists
 from mom.policy.errors import PolicyError
 from mom.policy.reader import Form, Literal, Node, Symbol, read
 from mom.policy.runtime import (BUDGET, FRAME, FUNCS, MISSING, Code, Env, UserFunction,
-                                arity_text, close_frame, failure, suggest, variables)
+                                arity_text, close_frame, failure, restore, suggest,
+                                variables)
 from mom.policy.sandbox import field_types, get_attribute, get_method, kind_of, method_table
 
 SPECIAL_FORMS = frozenset({"defvar", "set", "setq", "def", "defun", "let", "if", "with"})
@@ -419,17 +420,16 @@ class _Compiler:
 
         The function is looked up when the call runs (a policy may define
         it later, or redefine it).  Its body runs in a new scope on top of
-        the caller's (dynamic scoping), with the parameters bound.
+        the caller's (dynamic scoping), with the parameters bound.  The
+        usual call (a ``def`` function, its name not bound as a variable)
+        takes the shortest way, written out for one and two operands; any
+        other goes through ``general``.
         """
         count, line, col = len(form.items) - 1, form.line, form.col
-        args = arguments(self.compile_all(form.items[1:]))
+        codes = self.compile_all(form.items[1:])
 
-        def call(env):
-            values = args(env)
-            budget = env[BUDGET]
-            budget.countdown -= 1
-            if budget.countdown < 0:
-                budget.checkpoint(line, col)
+        def general(env, values):
+            """The call after its step was counted, whatever ``name`` is bound to."""
             fn = env.get(name)
             if fn is not None and callable(fn):
                 return _call_python(fn, name, values, line, col)
@@ -441,7 +441,80 @@ class _Compiler:
                 raise PolicyError(arity_text(name, function.arity, function.arity, count),
                                   line, col)
             try:
-                return function.run(env, values)
+                return function.run(env, *values)
+            except RecursionError:
+                raise PolicyError(f"too much recursion in '{name}'", line, col) from None
+
+        if count == 1:
+            # (f guest), the most common call of all: a variable operand is
+            # read here, and a one-parameter function without a frame is
+            # run here (as its run would: bind, run the body, put back).
+            (a,) = codes
+            operand = self.plain_name(form.items[1])
+            vline, vcol = form.items[1].line, form.items[1].col
+
+            def call1(env):
+                if operand is None:
+                    x = a(env)
+                else:
+                    try:
+                        x = env[operand]
+                    except KeyError:
+                        raise _undefined(operand, env, vline, vcol) from None
+                budget = env[BUDGET]
+                budget.countdown -= 1
+                if budget.countdown < 0:
+                    budget.checkpoint(line, col)
+                function = env[FUNCS].get(name)
+                if function is None or function.arity != 1 or name in env:
+                    return general(env, (x,))
+                param = function.param
+                try:
+                    if param is None:
+                        return function.run(env, x)
+                    old = env.get(param, MISSING)
+                    env[param] = x
+                    try:
+                        return function.body(env)
+                    finally:
+                        if old is MISSING:
+                            env.pop(param, None)
+                        else:
+                            env[param] = old
+                except RecursionError:
+                    raise PolicyError(f"too much recursion in '{name}'", line, col) from None
+            return call1
+        if count == 2:
+            a, b = codes
+
+            def call2(env):
+                x = a(env)
+                y = b(env)
+                budget = env[BUDGET]
+                budget.countdown -= 1
+                if budget.countdown < 0:
+                    budget.checkpoint(line, col)
+                function = env[FUNCS].get(name)
+                if function is None or function.arity != 2 or name in env:
+                    return general(env, (x, y))
+                try:
+                    return function.run(env, x, y)
+                except RecursionError:
+                    raise PolicyError(f"too much recursion in '{name}'", line, col) from None
+            return call2
+        args = arguments(codes)
+
+        def call(env):
+            values = args(env)
+            budget = env[BUDGET]
+            budget.countdown -= 1
+            if budget.countdown < 0:
+                budget.checkpoint(line, col)
+            function = env[FUNCS].get(name)
+            if function is None or function.arity != count or name in env:
+                return general(env, values)
+            try:
+                return function.run(env, *values)
             except RecursionError:
                 raise PolicyError(f"too much recursion in '{name}'", line, col) from None
         return call
@@ -541,20 +614,49 @@ class _Compiler:
                                      f"got {b.source()}")
             bindings.append((b.items[0].name, self.compile(b.items[1])))
         body = self.body(form.items[2:])
+        if _has_defvar(form.items[1:]):
+            def let(env):
+                outer = env[FRAME]
+                env[FRAME] = frame = {}
+                try:
+                    for name, value in bindings:     # in order: each sees the ones before
+                        v = value(env)
+                        if name not in frame:
+                            frame[name] = env.get(name, MISSING)
+                        env[name] = v
+                    return body(env)
+                finally:
+                    close_frame(env, frame, outer)
+            return let
+        # Nothing in it can ask for a frame: only put the names back after.
+        if len(bindings) == 1:
+            ((name, value),) = bindings
 
-        def let(env):
-            outer = env[FRAME]
-            env[FRAME] = frame = {}
+            def let1(env):
+                v = value(env)
+                old = env.get(name, MISSING)
+                env[name] = v
+                try:
+                    return body(env)
+                finally:
+                    if old is MISSING:
+                        env.pop(name, None)
+                    else:
+                        env[name] = old
+            return let1
+
+        def let_n(env):
+            saved: dict[str, Any] = {}
             try:
-                for name, value in bindings:     # in order: each sees the ones before
+                for name, value in bindings:
                     v = value(env)
-                    if name not in frame:
-                        frame[name] = env.get(name, MISSING)
+                    if name not in saved:
+                        saved[name] = env.get(name, MISSING)
                     env[name] = v
                 return body(env)
             finally:
-                close_frame(env, frame, outer)
-        return let
+                restore(env, saved)
+        return let_n
 
     def c_if(self, form: Form) -> Code:
         bad = self.arity(form, "if", 3, 3, "condition then else")
@@ -564,8 +666,32 @@ class _Compiler:
         # (if (not c) a b) is (if c b a): one closure less.
         if _head(cond) == "not" and len(cond.items) == 2 and "not" not in self.shadowed:
             cond, then, other = cond.items[1], other, then
+        symbol = _head(cond)
+        if symbol in COMPARISONS and len(cond.items) == 3 and symbol not in self.shadowed:
+            return self.c_if_compare(cond, symbol, then, other)
         cond, then, other = self.compile_all([cond, then, other])
         return lambda env: then(env) if cond(env) else other(env)
+
+    def c_if_compare(self, cond: Form, symbol: str, then: Node, other: Node) -> Code:
+        """``(if (< x y) a b)``, the comparison done in the same closure:
+        exactly what the comparison's own closure does (builtins)."""
+        op, line, col = COMPARISONS[symbol], cond.line, cond.col
+        a, b, then, other = self.compile_all([cond.items[1], cond.items[2], then, other])
+
+        def if_compare(env):
+            x = a(env)
+            y = b(env)
+            try:
+                if type(x) is list and type(y) is list:
+                    test = compare_lists(op, x, y, env[BUDGET], line, col)
+                else:
+                    test = op(x, y)
+            except PolicyError:
+                raise
+            except Exception as exc:
+                raise failure(symbol, (x, y), exc, line, col) from exc
+            return then(env) if test else other(env)
+        return if_compare
 
     def c_with(self, form: Form) -> Code:
         bad = self.arity(form, "with", 3, None, "list item body")

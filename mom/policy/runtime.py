@@ -41,21 +41,18 @@ def new_env(budget: Budget | None = None) -> Env:
     return {FRAME: None, FUNCS: {}, BUDGET: budget or Budget()}
 
 
-def put_back(env: Env, name: str, old: Any) -> None:
-    """Leaving a scope: give ``name`` back the value ``old`` it had outside."""
-    if old is MISSING:
-        env.pop(name, None)
-    else:
-        env[name] = old
-
-
-def close_frame(env: Env, frame: dict[str, Any], outer: dict[str, Any] | None) -> None:
-    """Leave a scope: restore what its names meant outside it."""
-    for name, old in frame.items():
+def restore(env: Env, saved: dict[str, Any]) -> None:
+    """Leaving a scope: give each name in ``saved`` the value it had outside."""
+    for name, old in saved.items():
         if old is MISSING:
             env.pop(name, None)
         else:
             env[name] = old
+
+
+def close_frame(env: Env, frame: dict[str, Any], outer: dict[str, Any] | None) -> None:
+    """Leave a scope that has a frame: restore what its names meant outside it."""
+    restore(env, frame)
     env[FRAME] = outer
 
 
@@ -66,68 +63,124 @@ def variables(env: Env) -> Iterable[str]:
 class UserFunction:
     """A function defined by ``def``: its parameters and compiled body.
 
-    ``run(env, values)`` runs the body in a new scope, with the parameters
+    ``run(env, *values)`` runs the body in a new scope, with the parameters
     bound to ``values``.  ``needs_frame`` is false when the body holds no
-    ``defvar``.
+    ``defvar``.  ``param`` is the parameter of a one-parameter function
+    without a frame (else None): a call may bind it itself and run ``body``,
+    as ``run`` would.
     """
-    __slots__ = ("name", "params", "arity", "run", "line", "col")
+    __slots__ = ("name", "params", "arity", "run", "body", "param", "line", "col")
 
     def __init__(self, name: str, params: tuple[str, ...], body: Code,
                  line: int, col: int, needs_frame: bool = True) -> None:
         self.name, self.params, self.arity = name, params, len(params)
         self.line, self.col = line, col
-        self.run = _scope(params, body, needs_frame or len(set(params)) < len(params))
+        needs_frame = needs_frame or len(set(params)) < len(params)
+        self.run = _scope(params, body, needs_frame)
+        self.body = body
+        self.param = params[0] if len(params) == 1 and not needs_frame else None
 
     def __repr__(self) -> str:
         return f"<function {self.name} ({' '.join(self.params)})>"
 
 
-def _scope(params: tuple[str, ...], body: Code,
-           needs_frame: bool) -> Callable[[Env, tuple[Any, ...]], Any]:
-    """``run(env, values)`` for a function: bind the parameters, run, put back.
+def _scope(params: tuple[str, ...], body: Code, needs_frame: bool) -> Callable[..., Any]:
+    """``run(env, *values)`` for a function: bind the parameters, run, put back.
 
-    Without a frame, the old values of up to two parameters are kept in
-    local variables: cheaper than a frame, and most calls are like that.
+    Without a frame, the old values of the parameters are kept in local
+    variables (written out for one to three parameters, the usual calls):
+    cheaper than a frame, and most functions are like that.
     """
-    if not needs_frame and not params:
-        return lambda env, values: body(env)
-    if not needs_frame and len(params) == 1:
+    if needs_frame:
+        def run(env, *values):
+            outer = env[FRAME]
+            env[FRAME] = frame = {}
+            for param, value in zip(params, values):
+                if param not in frame:          # (def f (a a) ...) keeps the outer a
+                    frame[param] = env.get(param, MISSING)
+                env[param] = value
+            try:
+                return body(env)
+            finally:
+                close_frame(env, frame, outer)
+        return run
+    if not params:
+        return body
+    if len(params) == 1:
         (param,) = params
 
-        def run1(env, values):
+        def run1(env, value):
             old = env.get(param, MISSING)
-            env[param] = values[0]
+            env[param] = value
             try:
                 return body(env)
             finally:
-                put_back(env, param, old)
+                if old is MISSING:
+                    env.pop(param, None)
+                else:
+                    env[param] = old
         return run1
-    if not needs_frame and len(params) == 2:
+    if len(params) == 2:
         p, q = params
 
-        def run2(env, values):
+        def run2(env, x, y):
             old_p = env.get(p, MISSING)
             old_q = env.get(q, MISSING)
-            env[p], env[q] = values
+            env[p] = x
+            env[q] = y
             try:
                 return body(env)
             finally:
-                put_back(env, p, old_p)
-                put_back(env, q, old_q)
+                if old_p is MISSING:
+                    env.pop(p, None)
+                else:
+                    env[p] = old_p
+                if old_q is MISSING:
+                    env.pop(q, None)
+                else:
+                    env[q] = old_q
         return run2
+    if len(params) == 3:
+        p, q, r = params
 
-    def run(env, values):
-        outer = env[FRAME]
-        env[FRAME] = frame = {}
+        def run3(env, x, y, z):
+            old_p = env.get(p, MISSING)
+            old_q = env.get(q, MISSING)
+            old_r = env.get(r, MISSING)
+            env[p] = x
+            env[q] = y
+            env[r] = z
+            try:
+                return body(env)
+            finally:
+                if old_p is MISSING:
+                    env.pop(p, None)
+                else:
+                    env[p] = old_p
+                if old_q is MISSING:
+                    env.pop(q, None)
+                else:
+                    env[q] = old_q
+                if old_r is MISSING:
+                    env.pop(r, None)
+                else:
+                    env[r] = old_r
+        return run3
+
+    def run_n(env, *values):
+        olds = []
         for param, value in zip(params, values):
-            if param not in frame:          # (def f (a a) ...) keeps the outer a
-                frame[param] = env.get(param, MISSING)
+            olds.append(env.get(param, MISSING))
             env[param] = value
         try:
             return body(env)
         finally:
-            close_frame(env, frame, outer)
-    return run
+            for param, old in zip(params, olds):
+                if old is MISSING:
+                    env.pop(param, None)
+                else:
+                    env[param] = old
+    return run_n
 
 
 def show(value: Any, limit: int = 40) -> str:
